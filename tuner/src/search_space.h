@@ -1,0 +1,90 @@
+// SearchSpace: a kernel family's knobs, their values and the constraints between them,
+// read from search_spaces/<family>.json (data, not code). Device limits (threads, shared
+// memory) are applied here from the device's properties, before anything is compiled.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fusetune/kernel_config.h"
+#include "fusetune/problem.h"
+
+namespace fusetune {
+
+/// What a block of one config needs from the device, and the grid for one problem.
+struct LaunchGeometry {
+  int threads = 0;                ///< threads per block
+  std::int64_t smem_bytes = 0;    ///< dynamic shared memory per block
+  std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
+};
+
+/// The device properties a config is checked against before compilation.
+struct DeviceLimits {
+  int cc_major = 9;
+  int cc_minor = 0;
+  int max_threads_per_block = 1024;
+  std::int64_t max_smem_per_block = 232448;  ///< opt-in maximum (cudaDevAttrMaxSharedMemoryPerBlockOptin)
+  int sm_count = 132;
+};
+
+/// One knob as declared in the file.
+struct KnobSpec {
+  std::string name;    ///< e.g. "tile_m" (same spelling in config, SQL and template: kTileM)
+  std::string abbrev;  ///< used in config names, e.g. "t"
+  std::vector<std::int64_t> values;
+  std::string doc;     ///< what it does and why its values are these
+};
+
+/// A boolean expression over knobs (constraints) or knobs and m, n, k (shape constraints).
+struct ConstraintSpec {
+  std::string expr;
+  std::string why;  ///< shown when the constraint rejects a config
+};
+
+class SearchSpace {
+ public:
+  /// Reads and validates a search-space file. Throws DataError naming the file and the
+  /// problem (missing file, malformed JSON, unknown field, bad expression, unknown knob).
+  static SearchSpace load(const std::string& path);
+  /// Same, from text; `origin` names the source in error messages.
+  static SearchSpace parse(const std::string& json_text, const std::string& origin);
+
+  const std::string& family() const { return family_; }
+  const std::string& template_file() const { return template_file_; }  ///< e.g. "ffma_gemm.cuh"
+  const std::string& entry() const { return entry_; }  ///< device function template to instantiate
+  const std::vector<std::string>& template_args() const { return template_args_; }
+  const std::vector<KnobSpec>& knobs() const { return knobs_; }
+  const std::string& content_hash() const { return content_hash_; }  ///< hash of the file bytes
+  bool supports(Dtype dtype, Policy policy) const;
+
+  /// A config from knob values; fills in the procedural name. Throws UsageError for a
+  /// missing or unknown knob.
+  KernelConfig make_config(const KnobValues& knobs) const;
+  /// Every config of the cartesian product that satisfies the constraints (device-free).
+  std::vector<KernelConfig> enumerate() const;
+  /// enumerate() minus configs whose threads or shared memory exceed the device limits.
+  std::vector<KernelConfig> valid_configs(const DeviceLimits& limits) const;
+
+  /// nullopt if the config fits the device, else a one-line reason.
+  std::optional<std::string> check_device(const KernelConfig& config, const DeviceLimits& limits) const;
+  /// nullopt if the config can implement the shape (shape constraints hold), else the
+  /// `why` of the first violated shape constraint.
+  std::optional<std::string> check_shape(const KernelConfig& config, const ProblemShape& shape) const;
+  /// Threads, shared memory and grid of the config for a shape (evaluates "derived").
+  LaunchGeometry launch_geometry(const KernelConfig& config, const ProblemShape& shape) const;
+
+ private:
+  std::string family_, template_file_, entry_, content_hash_;
+  std::vector<std::string> template_args_;
+  std::vector<KnobSpec> knobs_;
+  std::map<std::string, std::string> derived_;  ///< threads, smem_bytes, grid_x/y/z -> expression
+  std::vector<ConstraintSpec> constraints_;
+  std::vector<ConstraintSpec> shape_constraints_;
+  std::vector<Dtype> dtypes_;
+  std::vector<Policy> policies_;
+};
+
+}  // namespace fusetune
