@@ -62,7 +62,9 @@ class TuningDb {
   /// file, or a schema newer than this build; in every case the file is left untouched.
   static TuningDb open(const std::string& path, bool create = true);
   /// Opens read-only (for `best`, `list` and the resolver); never creates or migrates.
-  /// A database with an older schema version is read without migrating it.
+  /// A database with an older schema version is read without migrating it: what that
+  /// version lacks reads as absent (no baselines, registers 0). Throws DataError as open()
+  /// does, and also for a missing file or one that holds no fusetune tables yet.
   static TuningDb open_read_only(const std::string& path);
 
   TuningDb(TuningDb&&) noexcept;
@@ -79,7 +81,8 @@ class TuningDb {
 
   /// Stores one trial durably (its own committed transaction, so a SIGKILL right after
   /// loses nothing). A trial with the same (device, shape, dtype, policy, config name,
-  /// template hash) replaces the older one (that is what --retune does).
+  /// template hash) replaces the older one (that is what --retune does), keeping its id; if
+  /// it was the best, the best is recomputed. An ok trial without timing throws DataError.
   std::int64_t record_trial(std::int64_t run_id, std::int64_t device_id, const TrialResult& trial);
 
   /// Names of configs already measured for this device and problem with this template
@@ -100,7 +103,8 @@ class TuningDb {
                                                 const std::string& name) const;
 
   /// Recomputes the best row for (device, shape): the ok trial with the lowest median time
-  /// whose relative error meets the policy's bound. Returns it, or nullopt if none passed.
+  /// whose relative error meets the policy's bound (and with no non-finite outputs). Returns
+  /// it, or nullopt (and drops the stored best) if none passed.
   std::optional<StoredTrial> update_best(std::int64_t device_id, const ProblemShape& shape);
   /// The stored best for exactly this problem on the device.
   std::optional<StoredTrial> best(const std::string& device_key, const ProblemShape& shape) const;

@@ -49,7 +49,7 @@ double relative_error_bound(Policy policy) {
   return 0;
 }
 
-double elementwise_tolerance(Policy policy) { return policy == Policy::kHalf ? 1e-2 : 1e-4; }
+double elementwise_tolerance(Policy policy) { return policy == Policy::kHighest ? 1e-4 : 1e-2; }
 
 std::string ProblemShape::dims() const {
   return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);

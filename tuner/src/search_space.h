@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "expression.h"
 #include "fusetune/kernel_config.h"
 #include "fusetune/problem.h"
 
@@ -53,21 +54,33 @@ class SearchSpace {
   static SearchSpace parse(const std::string& json_text, const std::string& origin);
 
   const std::string& family() const { return family_; }
+  const std::string& description() const { return description_; }
+  const std::string& origin() const { return origin_; }  ///< the file (or name) it was read from
   const std::string& template_file() const { return template_file_; }  ///< e.g. "ffma_gemm.cuh"
   const std::string& entry() const { return entry_; }  ///< device function template to instantiate
   const std::vector<std::string>& template_args() const { return template_args_; }
   const std::vector<KnobSpec>& knobs() const { return knobs_; }
   const std::string& content_hash() const { return content_hash_; }  ///< hash of the file bytes
+  const std::vector<ConstraintSpec>& constraints() const { return constraints_; }
+  const std::vector<ConstraintSpec>& shape_constraints() const { return shape_constraints_; }
+  const std::vector<Dtype>& dtypes() const { return dtypes_; }
+  const std::vector<Policy>& policies() const { return policies_; }
   bool supports(Dtype dtype, Policy policy) const;
 
   /// A config from knob values; fills in the procedural name. Throws UsageError for a
   /// missing or unknown knob.
   KernelConfig make_config(const KnobValues& knobs) const;
+  /// Inverse of the procedural name: the config called `name` (e.g. from the command
+  /// line). Throws UsageError if it is not a name of this family's product.
+  KernelConfig config_from_name(const std::string& name) const;
   /// Every config of the cartesian product that satisfies the constraints (device-free).
   std::vector<KernelConfig> enumerate() const;
   /// enumerate() minus configs whose threads or shared memory exceed the device limits.
   std::vector<KernelConfig> valid_configs(const DeviceLimits& limits) const;
 
+  /// nullopt if the config satisfies every constraint, else "<expr>: <why>" of the first
+  /// violated one. Throws UsageError if the config is not one of this family's.
+  std::optional<std::string> check_constraints(const KernelConfig& config) const;
   /// nullopt if the config fits the device, else a one-line reason.
   std::optional<std::string> check_device(const KernelConfig& config, const DeviceLimits& limits) const;
   /// nullopt if the config can implement the shape (shape constraints hold), else the
@@ -77,6 +90,15 @@ class SearchSpace {
   LaunchGeometry launch_geometry(const KernelConfig& config, const ProblemShape& shape) const;
 
  private:
+  /// Throws UsageError unless `config` has exactly this family's knobs, each a declared value.
+  void check_knobs(const KnobValues& knobs) const;
+  /// `expression` evaluated with `values`; an evaluation error becomes a DataError naming
+  /// the file, what was evaluated (`context`) and the values.
+  std::int64_t evaluate(const Expression& expression, const KnobValues& values, const std::string& context) const;
+  /// Knob values plus m, n, k of `shape`.
+  static KnobValues with_shape(const KnobValues& knobs, const ProblemShape& shape);
+
+  std::string origin_, description_;
   std::string family_, template_file_, entry_, content_hash_;
   std::vector<std::string> template_args_;
   std::vector<KnobSpec> knobs_;
@@ -85,6 +107,9 @@ class SearchSpace {
   std::vector<ConstraintSpec> shape_constraints_;
   std::vector<Dtype> dtypes_;
   std::vector<Policy> policies_;
+  std::map<std::string, Expression> derived_expressions_;  ///< derived_, parsed
+  std::vector<Expression> constraint_expressions_;         ///< constraints_, parsed, same order
+  std::vector<Expression> shape_constraint_expressions_;   ///< shape_constraints_, parsed, same order
 };
 
 }  // namespace fusetune

@@ -28,7 +28,7 @@ std::optional<Policy> parse_policy(std::string_view text);
 
 /// Bound on ||out - ref|| / ||ref|| against a float64 reference for a policy.
 double relative_error_bound(Policy policy);
-/// atol = rtol of the per-element allclose check for a policy (1e-4 or 1e-2).
+/// atol = rtol of the per-element allclose check: 1e-4 for highest, 1e-2 otherwise.
 double elementwise_tolerance(Policy policy);
 
 /// The GEMM dimensions plus the numeric contract: the key under which results are stored.

@@ -1,0 +1,105 @@
+// The command's handling of bad input: one line naming the problem, exit code 2 for usage
+// errors and 1 for data/environment errors, and the database left untouched.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test_support.h"
+
+namespace fusetune::testing {
+namespace {
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+CommandResult fusetune(const std::string& args) { return run_command(cli_path() + " " + args); }
+
+/// The message is one line (plus the trailing newline) that starts with "fusetune:".
+void expect_one_line_error(const CommandResult& result, int exit_code, const std::string& needle) {
+  EXPECT_EQ(result.exit_code, exit_code) << result.output;
+  std::string text = result.output;
+  while (!text.empty() && (text.front() == '\n')) text.erase(0, 1);
+  EXPECT_EQ(text.rfind("fusetune: ", 0), 0u) << result.output;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << result.output;
+  EXPECT_NE(text.find(needle), std::string::npos) << "expected '" << needle << "' in: " << result.output;
+}
+
+TEST(Cli, HelpListsTheCommands) {
+  const auto result = fusetune("--help");
+  EXPECT_EQ(result.exit_code, 0);
+  for (const char* command : {"tune", "best", "list", "check"}) EXPECT_NE(result.output.find(command), std::string::npos);
+  const auto tune_help = fusetune("tune --help");
+  EXPECT_EQ(tune_help.exit_code, 0);
+  EXPECT_NE(tune_help.output.find("--max-trials"), std::string::npos);
+}
+
+TEST(Cli, UsageErrorsExitWithTwo) {
+  expect_one_line_error(fusetune("frobnicate"), 2, "unknown command 'frobnicate'");
+  expect_one_line_error(fusetune("tune --bogus"), 2, "bogus");
+  expect_one_line_error(fusetune("tune --shape 0x8x8"), 2, "is zero");
+  expect_one_line_error(fusetune("tune --shape -4x8x8"), 2, "negative");
+  expect_one_line_error(fusetune("best --shape 8xabcx8"), 2, "not a whole number");
+  expect_one_line_error(fusetune("list --shape 99999999999999999999x8x8"), 2, "overflows");
+  expect_one_line_error(fusetune("tune --dtype int4"), 2, "unknown --dtype");
+  expect_one_line_error(fusetune("tune --policy fastest"), 2, "unknown --policy");
+  expect_one_line_error(fusetune("tune --max-trials -3"), 2, "--max-trials");
+  expect_one_line_error(fusetune("tune --device notanumber"), 2, "device");
+  expect_one_line_error(fusetune("check --space nosuchfamily"), 2, "unknown search space 'nosuchfamily'");
+}
+
+TEST(Cli, MissingOrMalformedSearchSpaceFile) {
+  TempDir dir;
+  expect_one_line_error(fusetune("check --space " + dir.file("absent.json")), 1, "absent.json");
+  std::ofstream(dir.file("broken.json")) << "{\"family\": \"x\", ";
+  expect_one_line_error(fusetune("check --space " + dir.file("broken.json")), 1, "broken.json");
+}
+
+TEST(Cli, QueriesOfMissingCorruptOrForeignDatabasesLeaveThemUntouched) {
+  TempDir dir;
+  expect_one_line_error(fusetune("best --db " + dir.file("absent.db")), 1, "absent.db");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("absent.db")));
+
+  const std::string corrupt = dir.file("corrupt.db");
+  std::ofstream(corrupt, std::ios::binary) << std::string(4096, '\x5a');
+  const std::string corrupt_before = read_bytes(corrupt);
+  expect_one_line_error(fusetune("list --db " + corrupt), 1, "corrupt.db");
+  EXPECT_EQ(read_bytes(corrupt), corrupt_before);
+
+  const std::string foreign = dir.file("foreign.db");
+  ASSERT_EQ(run_command("python3 -c \"import sqlite3; c=sqlite3.connect('" + foreign +
+                        "'); c.execute('create table photos(id integer)'); c.commit()\"")
+                .exit_code,
+            0);
+  const std::string foreign_before = read_bytes(foreign);
+  expect_one_line_error(fusetune("best --db " + foreign), 1, "not a fusetune database");
+  expect_one_line_error(fusetune("tune --db " + foreign), 1, "not a fusetune database");
+  EXPECT_EQ(read_bytes(foreign), foreign_before);
+}
+
+TEST(Cli, TuneIntoAnUnwritablePathFailsBeforeAnyWork) {
+  expect_one_line_error(fusetune("tune --db /nonexistent-dir/sub/x.db"), 1, "/nonexistent-dir/sub");
+}
+
+TEST(Cli, TuneWithoutAGpuSaysSoAndCreatesNothing) {
+  if (!gpu_unavailable_reason()) GTEST_SKIP() << "a GPU is present: this checks the behaviour without one";
+  TempDir dir;
+  const auto result = fusetune("tune --db " + dir.file("t.db") + " --cache-dir " + dir.file("cache"));
+  expect_one_line_error(result, 1, "GPU");
+  EXPECT_FALSE(std::filesystem::exists(dir.file("t.db")));
+}
+
+TEST(Cli, CheckCompilesATestSpaceWithoutAGpu) {
+  const auto result = fusetune("check --quiet --space " + source_path("tests/data/faults.json") + " --template-dir " +
+                               source_path("tests/data"));
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("3 variants: 3 compiled, 0 failed"), std::string::npos) << result.output;
+}
+
+}  // namespace
+}  // namespace fusetune::testing

@@ -1,0 +1,49 @@
+// Problem shapes: parsing of MxNxK and the policy table.
+#include <gtest/gtest.h>
+
+#include "fusetune/errors.h"
+#include "fusetune/problem.h"
+
+namespace fusetune {
+namespace {
+
+ProblemShape parse(const char* text) { return parse_dims(text, Dtype::kFloat32, Policy::kHighest); }
+
+TEST(ParseDims, AcceptsWellFormedShapes) {
+  const ProblemShape shape = parse("1024x8192x4096");
+  EXPECT_EQ(shape.m, 1024);
+  EXPECT_EQ(shape.n, 8192);
+  EXPECT_EQ(shape.k, 4096);
+  EXPECT_EQ(shape.dims(), "1024x8192x4096");
+  EXPECT_EQ(parse("1x1x1").flops(), 2.0);
+}
+
+TEST(ParseDims, RejectsMalformedShapesWithTheReason) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"0x8x8", "is zero"},         {"-1x8x8", "negative"},          {"axbxc", "not a whole number"},
+      {"8x8", "malformed"},         {"8x8x8x8", "more than three"}, {"99999999999999999999x1x1", "overflows"},
+      {"2000000000x1x1", "too large"}, {"", "malformed"},            {"8xx8", "is missing"},
+      {"8x8x8.5", "not a whole number"}};
+  for (const auto& [text, expected] : cases) {
+    try {
+      parse(text);
+      ADD_FAILURE() << "accepted " << text;
+    } catch (const UsageError& error) {
+      EXPECT_NE(std::string(error.what()).find(expected), std::string::npos) << text << ": " << error.what();
+    }
+  }
+}
+
+TEST(Policy, BoundsFollowTheDesign) {
+  EXPECT_DOUBLE_EQ(relative_error_bound(Policy::kHighest), 2e-6);
+  EXPECT_DOUBLE_EQ(relative_error_bound(Policy::kHigh), 5e-4);
+  EXPECT_DOUBLE_EQ(relative_error_bound(Policy::kHalf), 1e-2);
+  EXPECT_DOUBLE_EQ(elementwise_tolerance(Policy::kHighest), 1e-4);
+  EXPECT_EQ(parse_policy("highest"), Policy::kHighest);
+  EXPECT_EQ(parse_policy("fastest"), std::nullopt);
+  EXPECT_EQ(parse_dtype("bfloat16"), Dtype::kBFloat16);
+  EXPECT_EQ(parse_dtype("int8"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace fusetune

@@ -1,0 +1,111 @@
+// The tuner end to end on the GPU: a variant that faults the GPU and one that hangs are
+// recorded with their status while the run goes on; a run killed with SIGKILL resumes and
+// loses no completed trial; a re-run skips what is measured unless --retune.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "fusetune/errors.h"
+#include "test_support.h"
+#include "tuner.h"
+#include "tuning_db.h"
+
+namespace fusetune::testing {
+namespace {
+
+TuneOptions fault_options(const TempDir& dir) {
+  TuneOptions options;
+  options.shape = ProblemShape{64, 96, 80};
+  options.search_space = source_path("tests/data/faults.json");
+  options.template_dir = source_path("tests/data");
+  options.db_path = dir.file("faults.db");
+  options.cache_dir = dir.file("cache");
+  options.worker_executable = cli_path();
+  options.trial_timeout_s = 8;
+  options.progress = false;
+  options.finalists = 1;
+  options.final_rounds = 3;
+  return options;
+}
+
+TEST(TunerGpu, FaultingAndHangingVariantsAreRecordedAndTheRunGoesOn) {
+  FUSETUNE_SKIP_WITHOUT_GPU();
+  TempDir dir;
+  const TuneReport report = tune(fault_options(dir));
+  EXPECT_EQ(report.measured, 3);
+  std::map<std::string, TrialStatus> statuses;
+  for (const auto& stored : report.ranking) statuses[stored.result.config.name] = stored.result.status;
+  EXPECT_EQ(statuses.at("faults_f1"), TrialStatus::kDeviceFault);
+  EXPECT_EQ(statuses.at("faults_f2"), TrialStatus::kTimeout);
+  EXPECT_EQ(statuses.at("faults_f0"), TrialStatus::kOk);  // evaluated after both failures
+  ASSERT_TRUE(report.best.has_value());
+  EXPECT_EQ(report.best->result.config.name, "faults_f0");
+  ASSERT_TRUE(report.baseline.has_value());
+  EXPECT_GT(report.baseline->timing.median_ms, 0.0);
+
+  // Failures are stored, so a re-run retries nothing; --retune measures everything again.
+  const TuneReport again = tune(fault_options(dir));
+  EXPECT_EQ(again.measured, 0);
+  EXPECT_EQ(again.skipped, 3);
+  TuneOptions retune = fault_options(dir);
+  retune.retune = true;
+  EXPECT_EQ(tune(retune).measured, 3);
+}
+
+std::size_t trial_count(const std::string& db_path, const ProblemShape& shape) {
+  if (!std::filesystem::exists(db_path)) return 0;
+  try {
+    return TuningDb::open_read_only(db_path).trials("", shape).size();
+  } catch (const fusetune::DataError&) {
+    return 0;  // created but not yet migrated
+  }
+}
+
+TEST(TunerGpu, AKilledRunResumesWithEveryCompletedTrialKept) {
+  FUSETUNE_SKIP_WITHOUT_GPU();
+  TempDir dir;
+  const ProblemShape shape{256, 256, 256};
+  const std::string db = dir.file("resume.db");
+  const std::vector<std::string> args = {cli_path(), "tune", "--quiet", "--shape", "256x256x256", "--db", db,
+                                         "--cache-dir", dir.file("cache"), "--seed", "5"};
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    std::vector<char*> argv;
+    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  // Kill the tuner (SIGKILL, no chance to clean up) once some trials are stored.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (trial_count(db, shape) < 25 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the tuner finished before it could be killed";
+  const std::size_t before = trial_count(db, shape);
+  ASSERT_GE(before, 25u) << "the tuner stored too few trials before the kill";
+
+  std::string command;
+  for (const auto& arg : args) command += (command.empty() ? "" : " ") + arg;
+  const auto resumed = run_command(command);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find(std::to_string(before) + " already in"), std::string::npos) << resumed.output;
+  const std::size_t total = load_search_space("ffma").enumerate().size();
+  EXPECT_EQ(trial_count(db, shape), total);
+  EXPECT_NE(resumed.output.find("winner:"), std::string::npos) << resumed.output;
+}
+
+}  // namespace
+}  // namespace fusetune::testing

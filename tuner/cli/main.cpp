@@ -1,0 +1,198 @@
+// The `fusetune` command: tune, best, list, check (and the internal worker). Exit codes:
+// 0 success, 1 environment or data error (no GPU, corrupt database, ...), 2 usage error.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "compiler.h"
+#include "cuda_resources.h"
+#include "fusetune/errors.h"
+#include "options.h"
+#include "progress.h"
+#include "source_generator.h"
+#include "tuner.h"
+#include "worker.h"
+
+namespace fusetune::cli {
+namespace {
+
+std::string self_executable() {
+  char path[4096];
+  const ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (length <= 0) throw CudaError("cannot find the fusetune executable (/proc/self/exe) to start the GPU worker");
+  return std::string(path, static_cast<size_t>(length));
+}
+
+double tflops(const ProblemShape& shape, double ms) { return shape.flops() / (ms * 1e-3) / 1e12; }
+
+void print_trial_row(int rank, const StoredTrial& stored, const std::optional<BaselineResult>& baseline) {
+  const TrialResult& r = stored.result;
+  if (r.status == TrialStatus::kOk && r.timing) {
+    const double percent = baseline ? 100.0 * r.timing->median_ms / baseline->timing.median_ms : 0;
+    std::printf("%4d  %-44s %9.4f %8.1f %9s %10.2e %10.2e  ok\n", rank, r.config.name.c_str(), r.timing->median_ms,
+                tflops(r.shape, r.timing->median_ms),
+                baseline ? (std::to_string(static_cast<int>(percent + 0.5)) + "%").c_str() : "-",
+                r.error ? r.error->relative_l2 : 0.0, r.error ? r.error->max_abs : 0.0);
+  } else {
+    std::string why = r.message.substr(0, r.message.find('\n'));
+    if (why.size() > 60) why = why.substr(0, 57) + "...";
+    std::printf("%4d  %-44s %9s %8s %9s %10s %10s  %s: %s\n", rank, r.config.name.c_str(), "-", "-", "-",
+                r.error ? std::to_string(r.error->relative_l2).c_str() : "-", "-",
+                std::string(to_string(r.status)).c_str(), why.c_str());
+  }
+}
+
+void print_table_header() {
+  std::printf("%4s  %-44s %9s %8s %9s %10s %10s  %s\n", "rank", "config", "median_ms", "TFLOP/s", "%cuBLAS",
+              "rel_err", "max_abs", "status");
+}
+
+int run_tune(TuneCommand command) {
+  TuneOptions& options = command.options;
+  options.worker_executable = self_executable();
+  const TuneReport report = tune(options);
+  const ProblemShape& shape = report.shape;
+  std::printf("\nfusetune: %s %s/%s on %s (%d measured now, %d already in %s)\n", shape.dims().c_str(),
+              std::string(to_string(shape.dtype)).c_str(), std::string(to_string(shape.policy)).c_str(),
+              report.device.name.c_str(), report.measured, report.skipped, options.db_path.c_str());
+  std::string counts;
+  for (const auto& [status, count] : report.status_counts) counts += " " + status + "=" + std::to_string(count);
+  if (!counts.empty()) std::printf("this run's trials:%s\n", counts.c_str());
+  if (report.baseline)
+    std::printf("baseline %s: %.4f ms (%.1f TFLOP/s), rel. error %.2e\n", report.baseline->name.c_str(),
+                report.baseline->timing.median_ms, tflops(shape, report.baseline->timing.median_ms),
+                report.baseline->error.relative_l2);
+  std::printf("\n");
+  print_table_header();
+  int rank = 0;
+  for (const auto& stored : report.ranking) {
+    if (stored.result.status != TrialStatus::kOk) break;
+    if (++rank > command.top) break;
+    print_trial_row(rank, stored, report.baseline);
+  }
+  if (!report.best) {
+    std::printf("\nno config met the %s bound (relative error <= %.0e); nothing stored as best\n",
+                std::string(to_string(shape.policy)).c_str(), relative_error_bound(shape.policy));
+    return 1;
+  }
+  const auto& best = report.best->result;
+  std::printf("\nwinner: %s  %.4f ms, %.1f TFLOP/s, rel. error %.2e", best.config.name.c_str(), best.timing->median_ms,
+              tflops(shape, best.timing->median_ms), best.error->relative_l2);
+  if (report.baseline)
+    std::printf("  = %.3fx the time of %s", best.timing->median_ms / report.baseline->timing.median_ms,
+                report.baseline->name.c_str());
+  std::printf("\n");
+  return 0;
+}
+
+int run_query(const QueryCommand& command) {
+  const TuningDb db = TuningDb::open_read_only(command.db_path);
+  const auto trials = db.trials("", command.shape);
+  if (trials.empty()) {
+    std::printf("no trials for %s %s/%s in %s; run `fusetune tune --shape %s` first\n", command.shape.dims().c_str(),
+                std::string(to_string(command.shape.dtype)).c_str(), std::string(to_string(command.shape.policy)).c_str(),
+                command.db_path.c_str(), command.shape.dims().c_str());
+    return 1;
+  }
+  // Trials of several devices may be stored; each device gets its own table.
+  std::vector<std::string> devices;
+  for (const auto& trial : trials)
+    if (std::find(devices.begin(), devices.end(), trial.device_key) == devices.end()) devices.push_back(trial.device_key);
+  for (const auto& device : devices) {
+    const auto baseline = db.latest_baseline(device, command.shape, "cublas_sgemm+epilogue");
+    std::printf("device %s\n", device.c_str());
+    if (baseline)
+      std::printf("baseline %s: %.4f ms, rel. error %.2e\n", baseline->name.c_str(), baseline->timing.median_ms,
+                  baseline->error.relative_l2);
+    print_table_header();
+    if (!command.list) {
+      const auto best = db.best(device, command.shape);
+      if (best)
+        print_trial_row(1, *best, baseline);
+      else
+        std::printf("      no config met the policy's error bound on this device\n");
+      continue;
+    }
+    int rank = 0;
+    for (const auto& trial : trials) {
+      if (trial.device_key != device) continue;
+      if (command.limit > 0 && rank >= command.limit) {
+        std::printf("      ... (--limit 0 shows all)\n");
+        break;
+      }
+      print_trial_row(++rank, trial, baseline);
+    }
+  }
+  return 0;
+}
+
+int run_check(const CheckCommand& command) {
+  const SearchSpace space = load_search_space(command.search_space);
+  TemplateLibrary templates = TemplateLibrary::embedded();
+  if (!command.template_dir.empty()) templates.add_directory(command.template_dir);
+  DeviceLimits limits;  // the Hopper limits: check needs no GPU
+  const auto configs = space.valid_configs(limits);
+  const Compiler compiler(templates, command.arch, command.cache_dir);
+  std::vector<GeneratedSource> sources;
+  for (const auto& config : configs) sources.push_back(generate_source(space, config));
+  const int threads = command.compile_threads > 0 ? command.compile_threads
+                                                  : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::printf("checking %zu variants of %s for %s with NVRTC %s on %d threads\n", configs.size(),
+              space.family().c_str(), command.arch.c_str(), nvrtc_version().c_str(), threads);
+  std::fflush(stdout);
+  CompilePool pool(compiler, sources, threads);
+  ProgressBar progress(static_cast<int>(configs.size()), stderr, !command.quiet);
+  int failed = 0, exceeded = 0, spilling = 0;
+  double total_ms = 0, max_ms = 0;
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const CompileOutput output = pool.get(i);
+    total_ms += output.compile_ms;
+    max_ms = std::max(max_ms, output.compile_ms);
+    if (!output.ok) {
+      (output.resources_exceeded ? exceeded : failed)++;
+      std::fprintf(stderr, "\n%s: %s\n%s\n", configs[i].name.c_str(),
+                   output.resources_exceeded ? "resources exceeded" : "compile failed", output.log.substr(0, 1500).c_str());
+    } else if (output.spill_bytes > 0) {
+      ++spilling;
+    }
+    progress.advance(output.ok);
+  }
+  progress.finish();
+  std::printf("%zu variants: %zu compiled, %d failed, %d over resource limits, %d spill registers; "
+              "compile time mean %.0f ms, max %.0f ms per variant\n",
+              configs.size(), configs.size() - failed - exceeded, failed, exceeded, spilling,
+              configs.empty() ? 0.0 : total_ms / configs.size(), max_ms);
+  return failed > 0 ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace fusetune::cli
+
+int main(int argc, char** argv) {
+  using namespace fusetune;
+  try {
+    const cli::Command command = cli::parse_command_line(argc, argv);
+    if (const auto* help = std::get_if<cli::HelpRequest>(&command)) {
+      std::fputs(help->text.c_str(), stdout);
+      return 0;
+    }
+    if (const auto* worker = std::get_if<cli::WorkerCommand>(&command)) return run_worker(worker->device);
+    if (const auto* tune = std::get_if<cli::TuneCommand>(&command)) {
+      cli::TuneCommand copy = *tune;
+      for (int i = 0; i < argc; ++i) copy.options.argv += (i ? " " : "") + std::string(argv[i]);
+      return cli::run_tune(copy);
+    }
+    if (const auto* query = std::get_if<cli::QueryCommand>(&command)) return cli::run_query(*query);
+    if (const auto* check = std::get_if<cli::CheckCommand>(&command)) return cli::run_check(*check);
+  } catch (const UsageError& error) {
+    std::fprintf(stderr, "fusetune: %s\n", error.what());
+    return 2;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "\nfusetune: %s\n", error.what());
+    return 1;
+  }
+  return 0;
+}

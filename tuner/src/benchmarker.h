@@ -1,0 +1,42 @@
+// Benchmarker: times a launch with CUDA events, after warm-up, with L2 flushed between
+// samples outside the timed region, repeating until the spread settles.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <functional>
+
+#include "cuda_resources.h"
+#include "fusetune/trial.h"
+
+namespace fusetune {
+
+struct BenchmarkOptions {
+  int min_samples = 10;
+  int max_samples = 100;
+  double max_seconds = 3.0;      ///< stop sampling after this much wall time
+  double settled_spread = 0.02;  ///< stop once (p75 - p25) / median is at most this
+  double warmup_ms = 25.0;       ///< run at least this long (and at least twice) before sampling
+};
+
+class Benchmarker {
+ public:
+  /// `l2_bytes` sizes the flush buffer (twice the L2, so nothing of the inputs survives).
+  Benchmarker(std::size_t l2_bytes, cudaStream_t stream);
+
+  /// Times `launch` (which enqueues work on the stream and returns its launch status).
+  /// Throws CudaError if a launch or a synchronization fails.
+  TimingStats time(const std::function<cudaError_t(cudaStream_t)>& launch, const BenchmarkOptions& options);
+  /// One flushed sample, in milliseconds (the unit of interleaved re-measurement).
+  double sample(const std::function<cudaError_t(cudaStream_t)>& launch);
+
+  static TimingStats summarize(std::vector<double> samples_ms);
+
+ private:
+  cudaStream_t stream_;
+  DeviceBuffer flush_;
+  Event start_, stop_;
+  unsigned flush_value_ = 0;
+};
+
+}  // namespace fusetune

@@ -1,0 +1,71 @@
+// Resolution order and the shape distance used for "nearest" (see config_resolver.h).
+#include "config_resolver.h"
+
+#include <cmath>
+#include <optional>
+
+#include "default_configs.h"
+#include "fusetune/errors.h"
+#include "tuner.h"
+
+namespace fusetune {
+
+namespace {
+
+/// Distance between problem shapes on a log scale: 2x off in one dimension counts as much
+/// as 2x off in another, whatever their sizes.
+double shape_distance(const ProblemShape& a, const ProblemShape& b) {
+  return std::fabs(std::log(double(a.m) / double(b.m))) + std::fabs(std::log(double(a.n) / double(b.n))) +
+         std::fabs(std::log(double(a.k) / double(b.k)));
+}
+
+}  // namespace
+
+std::string fallback_family(const ProblemShape& shape) {
+  if (shape.dtype == Dtype::kFloat32 && shape.policy == Policy::kHighest) return "ffma";
+  throw UsageError("no kernel family implements dtype " + std::string(to_string(shape.dtype)) + " with policy " +
+                   std::string(to_string(shape.policy)) + " yet; use fp32 with policy highest");
+}
+
+const SearchSpace* ConfigResolver::space_for(const std::string& family) {
+  auto found = spaces_.find(family);
+  if (found != spaces_.end()) return &found->second;
+  for (const auto& known : embedded_families())
+    if (known == family) return &spaces_.emplace(family, load_search_space(family)).first->second;
+  return nullptr;
+}
+
+Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFingerprint& device,
+                                   const DeviceLimits& limits) {
+  const std::string family = fallback_family(shape);  // also rejects unsupported dtype/policy early
+  auto usable = [&](const KernelConfig& config) {
+    const SearchSpace* space = space_for(config.family);
+    return space && !space->check_shape(config, shape) && !space->check_device(config, limits);
+  };
+  if (db_) {
+    const std::string device_key = device.key();
+    if (auto exact = db_->best(device_key, shape); exact && usable(exact->result.config))
+      return {exact->result.config, ResolutionSource::kExact, "tuned for this shape on " + device.name};
+    std::optional<StoredTrial> nearest;
+    for (auto& candidate : db_->bests(device_key, shape.dtype, shape.policy)) {
+      if (!usable(candidate.result.config)) continue;
+      if (!nearest || shape_distance(candidate.result.shape, shape) < shape_distance(nearest->result.shape, shape))
+        nearest = candidate;
+    }
+    if (nearest)
+      return {nearest->result.config, ResolutionSource::kNearest,
+              "nearest tuned shape " + nearest->result.shape.dims() + " on " + device.name};
+  }
+  const SearchSpace* space = space_for(family);
+  if (auto knobs = default_knobs(family, device.cc_major, device.cc_minor)) {
+    KernelConfig config = space->make_config(*knobs);
+    if (usable(config))
+      return {config, ResolutionSource::kDefault,
+              "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +
+                  std::to_string(device.cc_minor)};
+  }
+  return {space->make_config(universal_knobs(family)), ResolutionSource::kUniversal,
+          "the " + family + " config that is valid for every shape"};
+}
+
+}  // namespace fusetune

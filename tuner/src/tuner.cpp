@@ -1,0 +1,302 @@
+// The tuning loop (see tuner.h). The parent never touches the GPU: it compiles with NVRTC
+// and talks to the worker, so a faulting or hanging kernel only costs a worker restart.
+#include "tuner.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <random>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include <unistd.h>
+
+#include "compiler.h"
+#include "fusetune/errors.h"
+#include "hashing.h"
+#include "progress.h"
+#include "source_generator.h"
+#include "worker.h"
+
+namespace fusetune {
+
+const std::map<std::string, std::string>& embedded_search_space_files();
+
+namespace {
+
+using nlohmann::json;
+
+/// Time allowed for preparing a problem (inputs, float64 reference) and timing the baseline.
+constexpr double kPrepareTimeoutS = 600;
+
+std::vector<std::string> families_in_binary() {
+  std::vector<std::string> families;
+  for (const auto& [file, text] : embedded_search_space_files())
+    families.push_back(std::filesystem::path(file).stem().string());
+  return families;
+}
+
+TimingStats timing_from_json(const json& j) {
+  return {j.at("median_ms").get<double>(), j.at("min_ms").get<double>(), j.at("max_ms").get<double>(),
+          j.at("samples").get<int>()};
+}
+
+ErrorStats error_from_json(const json& j) {
+  return {j.at("relative_l2").get<double>(), j.at("max_abs").get<double>(),
+          j.at("allclose_violations").get<long long>(), j.at("non_finite").get<long long>()};
+}
+
+json geometry_to_json(const LaunchGeometry& geometry) {
+  return {{"threads", geometry.threads}, {"smem_bytes", geometry.smem_bytes}, {"grid_x", geometry.grid_x},
+          {"grid_y", geometry.grid_y}, {"grid_z", geometry.grid_z}};
+}
+
+DeviceFingerprint fingerprint_from_json(const json& j) {
+  DeviceFingerprint f;
+  f.name = j.at("name").get<std::string>();
+  f.cc_major = j.at("cc_major").get<int>();
+  f.cc_minor = j.at("cc_minor").get<int>();
+  f.sm_count = j.at("sm_count").get<int>();
+  f.l2_bytes = j.at("l2_bytes").get<std::int64_t>();
+  f.driver_version = j.at("driver_version").get<int>();
+  f.nvrtc_version = j.at("nvrtc_version").get<std::string>();
+  return f;
+}
+
+std::string short_best(const TrialResult& trial) {
+  char text[160];
+  std::snprintf(text, sizeof text, "%.4f ms %s", trial.timing->median_ms, trial.config.name.c_str());
+  return text;
+}
+
+/// A worker answer or failure, turned into a stored trial status.
+void apply_answer(TrialResult& trial, const std::optional<json>& answer, const WorkerProcess& worker) {
+  if (!answer) {
+    trial.status = worker.failure() == WorkerProcess::Failure::kTimedOut ? TrialStatus::kTimeout
+                                                                          : TrialStatus::kDeviceFault;
+    trial.message = worker.failure_detail();
+    return;
+  }
+  if (!answer->value("ok", false)) {
+    trial.status = TrialStatus::kLaunchFailed;
+    trial.message = "worker error: " + answer->value("error", std::string("?"));
+    return;
+  }
+  trial.status = parse_trial_status(answer->at("status").get<std::string>()).value_or(TrialStatus::kLaunchFailed);
+  trial.message = answer->value("message", std::string());
+  trial.verify_ms = answer->value("verify_ms", 0.0);
+  trial.bench_ms = answer->value("bench_ms", 0.0);
+  if (answer->contains("registers")) trial.registers = answer->at("registers").get<int>();
+  if (answer->contains("error")) trial.error = error_from_json(answer->at("error"));
+  if (answer->contains("timing")) trial.timing = timing_from_json(answer->at("timing"));
+}
+
+}  // namespace
+
+std::vector<std::string> embedded_families() { return families_in_binary(); }
+
+SearchSpace load_search_space(const std::string& name_or_path) {
+  const auto& files = embedded_search_space_files();
+  const auto found = files.find(name_or_path + ".json");
+  if (found != files.end()) return SearchSpace::parse(found->second, "search_spaces/" + found->first);
+  if (name_or_path.find('/') == std::string::npos && name_or_path.find(".json") == std::string::npos) {
+    std::string known;
+    for (const auto& family : families_in_binary()) known += (known.empty() ? "" : ", ") + family;
+    throw UsageError("unknown search space '" + name_or_path + "'; use one of: " + known + ", or a .json path");
+  }
+  return SearchSpace::load(name_or_path);
+}
+
+TuneReport tune(const TuneOptions& options) {
+  const SearchSpace space = load_search_space(options.search_space);
+  const ProblemShape& shape = options.shape;
+  if (!space.supports(shape.dtype, shape.policy))
+    throw UsageError("search space '" + space.family() + "' does not implement dtype " +
+                     std::string(to_string(shape.dtype)) + " with policy " + std::string(to_string(shape.policy)));
+  TemplateLibrary templates = TemplateLibrary::embedded();
+  if (!options.template_dir.empty()) templates.add_directory(options.template_dir);
+  const std::string template_hash = templates.include_closure_hash(space.template_file());
+
+  // An existing database is checked before any GPU work, so a corrupt or foreign file
+  // fails fast; a new one is only created once a GPU is known to be there.
+  std::optional<TuningDb> db;
+  if (std::filesystem::exists(options.db_path)) {
+    db.emplace(TuningDb::open(options.db_path, false));
+  } else {
+    const auto parent = std::filesystem::absolute(options.db_path).parent_path();
+    if (!std::filesystem::is_directory(parent) || access(parent.c_str(), W_OK) != 0)
+      throw DataError("cannot create the database " + options.db_path + ": directory " + parent.string() +
+                      " does not exist or is not writable; pass --db with a writable path");
+  }
+
+  WorkerProcess worker(options.worker_executable, options.device);
+  const auto device_answer = worker.request({{"op", "device"}}, kPrepareTimeoutS);
+  if (!device_answer) throw CudaError("the GPU worker failed to start: " + worker.failure_detail());
+  if (!device_answer->value("ok", false)) throw CudaError(device_answer->value("error", std::string("worker error")));
+  TuneReport report;
+  report.shape = shape;
+  report.device = fingerprint_from_json(device_answer->at("fingerprint"));
+  DeviceLimits limits;
+  limits.cc_major = report.device.cc_major;
+  limits.cc_minor = report.device.cc_minor;
+  limits.sm_count = report.device.sm_count;
+  limits.max_threads_per_block = device_answer->at("limits").at("max_threads_per_block").get<int>();
+  limits.max_smem_per_block = device_answer->at("limits").at("max_smem_per_block").get<std::int64_t>();
+  const std::string arch = device_answer->at("arch").get<std::string>();
+
+  if (!db) db.emplace(TuningDb::open(options.db_path, true));
+  const std::int64_t device_id = db->upsert_device(report.device);
+  const std::int64_t run_id = db->begin_run(device_id, {FUSETUNE_VERSION, options.argv, space.content_hash()});
+
+  // Plan: every config of the space (invalid ones recorded with their reason), minus what
+  // the database already holds for this template, in strategy order, cut to the budget.
+  std::vector<KernelConfig> configs = space.enumerate();
+  std::set<std::string> measured;
+  if (!options.retune)
+    for (auto& name : db->measured_config_names(device_id, shape, space.family(), template_hash)) measured.insert(name);
+  std::vector<KernelConfig> plan;
+  for (auto& config : configs) {
+    if (measured.count(config.name)) {
+      ++report.skipped;
+      continue;
+    }
+    plan.push_back(std::move(config));
+  }
+  const std::uint64_t seed = options.seed ? options.seed
+                                          : std::uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
+  if (options.strategy == "random") {
+    std::mt19937_64 random(seed);
+    std::shuffle(plan.begin(), plan.end(), random);
+  } else if (options.strategy != "exhaustive") {
+    throw UsageError("unknown strategy '" + options.strategy + "'; use exhaustive or random");
+  }
+  if (options.max_trials > 0 && static_cast<int>(plan.size()) > options.max_trials) plan.resize(options.max_trials);
+
+  const std::string cache_dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
+  const Compiler compiler(templates, arch, cache_dir);
+  std::vector<GeneratedSource> sources;
+  // Why a config cannot run here, if it cannot: the shape breaks one of its constraints
+  // (invalid), or the device lacks the threads or shared memory (resources exceeded).
+  std::vector<std::optional<std::pair<TrialStatus, std::string>>> rejections;
+  for (const auto& config : plan) {
+    if (auto why = space.check_shape(config, shape))
+      rejections.emplace_back(std::pair{TrialStatus::kInvalid, *why});
+    else if (auto lacking = space.check_device(config, limits))
+      rejections.emplace_back(std::pair{TrialStatus::kResourcesExceeded, *lacking});
+    else
+      rejections.emplace_back(std::nullopt);
+    if (!rejections.back()) sources.push_back(generate_source(space, config));
+  }
+
+  const json prepare = {{"op", "prepare"}, {"m", shape.m}, {"n", shape.n}, {"k", shape.k},
+                        {"dtype", to_string(shape.dtype)}, {"policy", to_string(shape.policy)}, {"seed", seed}};
+  auto ensure_prepared = [&] {
+    if (worker.running()) return;
+    const auto answer = worker.request(prepare, kPrepareTimeoutS);
+    if (!answer || !answer->value("ok", false))
+      throw CudaError("the GPU worker could not prepare " + shape.dims() + ": " +
+                      (answer ? answer->value("error", std::string("?")) : worker.failure_detail()));
+  };
+  worker.stop();  // the device query ran in a worker of its own; start fresh for the problem
+  ensure_prepared();
+
+  const int threads = options.compile_threads > 0 ? options.compile_threads
+                                                  : std::max(1u, std::thread::hardware_concurrency());
+  CompilePool pool(compiler, sources, threads);
+  ProgressBar progress(static_cast<int>(plan.size()), options.log, options.progress);
+  std::optional<TrialResult> best_so_far;
+  const auto start = std::chrono::steady_clock::now();
+  size_t source_index = 0;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    if (options.max_minutes > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > options.max_minutes * 60) {
+      std::fprintf(options.log, "\ntime budget of %.1f min reached after %zu of %zu configs\n", options.max_minutes, i,
+                   plan.size());
+      break;
+    }
+    TrialResult trial;
+    trial.shape = shape;
+    trial.config = plan[i];
+    trial.template_hash = template_hash;
+    if (rejections[i]) {
+      std::tie(trial.status, trial.message) = *rejections[i];
+    } else {
+      const CompileOutput compiled = pool.get(source_index++);
+      trial.compile_ms = compiled.compile_ms;
+      trial.registers = compiled.registers;
+      if (!compiled.ok) {
+        trial.status = compiled.resources_exceeded ? TrialStatus::kResourcesExceeded : TrialStatus::kCompileFailed;
+        trial.message = compiled.log.substr(0, 2000);
+      } else {
+        ensure_prepared();
+        const LaunchGeometry geometry = space.launch_geometry(plan[i], shape);
+        const auto answer = worker.request(
+            {{"op", "trial"}, {"cubin_path", compiled.cubin_path}, {"geometry", geometry_to_json(geometry)}},
+            options.trial_timeout_s);
+        apply_answer(trial, answer, worker);
+        if (trial.status == TrialStatus::kDeviceFault && answer) worker.stop();  // it exits after a fault
+      }
+    }
+    db->record_trial(run_id, device_id, trial);
+    ++report.measured;
+    ++report.status_counts[std::string(to_string(trial.status))];
+    const bool good = trial.status == TrialStatus::kOk;
+    if (good && trial.error && trial.error->relative_l2 <= relative_error_bound(shape.policy) &&
+        (!best_so_far || trial.timing->median_ms < best_so_far->timing->median_ms)) {
+      best_so_far = trial;
+      progress.set_best(short_best(trial));
+    }
+    progress.advance(good);
+  }
+  progress.finish();
+
+  // Finals: the fastest correct configs (this run's or earlier runs' with this template)
+  // re-measured interleaved with the baseline, then stored with their final timings.
+  ensure_prepared();
+  std::vector<StoredTrial> finalists;
+  for (auto& stored : db->trials(report.device.key(), shape)) {
+    if (static_cast<int>(finalists.size()) >= options.finalists) break;
+    const auto& r = stored.result;
+    if (r.status == TrialStatus::kOk && r.template_hash == template_hash && r.config.family == space.family() &&
+        r.error && r.error->relative_l2 <= relative_error_bound(shape.policy))
+      finalists.push_back(stored);
+  }
+  json kernels = json::array();
+  for (const auto& finalist : finalists) {
+    const CompileOutput compiled = compiler.compile(generate_source(space, finalist.result.config));
+    if (!compiled.ok) throw CudaError("finalist " + finalist.result.config.name + " no longer compiles");
+    kernels.push_back({{"cubin_path", compiled.cubin_path},
+                       {"geometry", geometry_to_json(space.launch_geometry(finalist.result.config, shape))}});
+  }
+  const auto finals = worker.request({{"op", "finals"}, {"kernels", kernels}, {"rounds", options.final_rounds}},
+                                     std::max(kPrepareTimeoutS, options.trial_timeout_s * (1 + kernels.size())));
+  if (!finals || !finals->value("ok", false))
+    throw CudaError("re-measuring the finalists failed: " +
+                    (finals ? finals->value("error", std::string("?")) : worker.failure_detail()));
+  for (size_t f = 0; f < finalists.size(); ++f) {
+    TrialResult updated = finalists[f].result;
+    updated.timing = timing_from_json(finals->at("timings").at(f));
+    db->record_trial(run_id, device_id, updated);
+  }
+  const auto baseline_answer = worker.request({{"op", "baseline"}}, kPrepareTimeoutS);
+  if (!baseline_answer || !baseline_answer->value("ok", false))
+    throw CudaError("timing the cuBLAS baseline failed: " +
+                    (baseline_answer ? baseline_answer->value("error", std::string("?")) : worker.failure_detail()));
+  BaselineResult baseline;
+  baseline.name = baseline_answer->at("name").get<std::string>();
+  // The interleaved samples are the fair comparison with the finalists; keep those.
+  baseline.timing = timing_from_json(finals->at("baseline"));
+  baseline.error = error_from_json(baseline_answer->at("error"));
+  db->record_baseline(run_id, device_id, shape, baseline);
+  report.baseline = baseline;
+  worker.stop();
+
+  report.best = db->update_best(device_id, shape);
+  report.ranking = db->trials(report.device.key(), shape);
+  return report;
+}
+
+}  // namespace fusetune
