@@ -1,0 +1,113 @@
+// The load-time resolver's order, without a GPU: exact row, nearest tuned shape the config
+// can implement, compiled-in default, universal config; other devices' rows never used.
+#include <gtest/gtest.h>
+
+#include "config_resolver.h"
+#include "default_configs.h"
+#include "fusetune/errors.h"
+#include "test_support.h"
+#include "tuner.h"
+
+namespace fusetune::testing {
+namespace {
+
+DeviceFingerprint h100() { return {"NVIDIA H100 80GB HBM3", 9, 0, 132, 52428800, 13000, "13.0"}; }
+
+class ConfigResolverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    db_.emplace(TuningDb::open(dir_.file("resolver.db")));
+    device_id_ = db_->upsert_device(h100());
+    run_id_ = db_->begin_run(device_id_, {"test", "test", "hash"});
+    space_.emplace(load_search_space("ffma"));
+  }
+
+  /// Stores `config` as the measured best of `shape` on the H100 fingerprint.
+  void store_best(const ProblemShape& shape, const KernelConfig& config) {
+    TrialResult trial;
+    trial.shape = shape;
+    trial.config = config;
+    trial.template_hash = "t";
+    trial.status = TrialStatus::kOk;
+    trial.timing = TimingStats{1.0, 0.9, 1.1, 10};
+    trial.error = ErrorStats{1e-7, 1e-6, 0, 0};
+    db_->record_trial(run_id_, device_id_, trial);
+    ASSERT_TRUE(db_->update_best(device_id_, shape).has_value());
+  }
+
+  TempDir dir_;
+  std::optional<TuningDb> db_;
+  std::optional<SearchSpace> space_;
+  std::int64_t device_id_ = 0, run_id_ = 0;
+  DeviceLimits limits_;
+};
+
+TEST_F(ConfigResolverTest, WithoutADatabaseEveryShapeResolves) {
+  ConfigResolver resolver(nullptr);
+  for (const ProblemShape shape : {ProblemShape{1, 1, 1}, ProblemShape{7, 33, 8191}, ProblemShape{1024, 8192, 8192}}) {
+    const Resolution resolution = resolver.resolve(shape, h100(), limits_);
+    EXPECT_TRUE(resolution.source == ResolutionSource::kDefault || resolution.source == ResolutionSource::kUniversal);
+    EXPECT_FALSE(space_->check_shape(resolution.config, shape)) << resolution.config.name << " on " << shape.dims();
+  }
+  DeviceFingerprint unknown = h100();
+  unknown.cc_major = 7;  // no compiled-in default for this architecture
+  EXPECT_EQ(resolver.resolve({7, 33, 45}, unknown, limits_).source, ResolutionSource::kUniversal);
+  EXPECT_EQ(resolver.resolve({7, 33, 45}, unknown, limits_).config.knobs, universal_knobs("ffma"));
+}
+
+TEST_F(ConfigResolverTest, ExactThenNearestThenFallback) {
+  const auto configs = space_->valid_configs(limits_);
+  ASSERT_GE(configs.size(), 2u);
+  const KernelConfig tuned_big = configs.back(), tuned_small = configs.front();
+  store_best({1024, 8192, 8192}, tuned_big);
+  store_best({16, 256, 256}, tuned_small);
+  ConfigResolver resolver(&*db_);
+
+  const Resolution exact = resolver.resolve({1024, 8192, 8192}, h100(), limits_);
+  EXPECT_EQ(exact.source, ResolutionSource::kExact);
+  EXPECT_EQ(exact.config, tuned_big);
+
+  const Resolution near_big = resolver.resolve({1000, 8000, 8192}, h100(), limits_);
+  EXPECT_EQ(near_big.source, ResolutionSource::kNearest);
+  EXPECT_EQ(near_big.config, tuned_big);
+  EXPECT_NE(near_big.detail.find("1024x8192x8192"), std::string::npos) << near_big.detail;
+
+  const Resolution near_small = resolver.resolve({8, 300, 200}, h100(), limits_);
+  EXPECT_EQ(near_small.source, ResolutionSource::kNearest);
+  EXPECT_EQ(near_small.config, tuned_small);
+
+  // Another fingerprint (a newer driver) never reuses these rows.
+  DeviceFingerprint other = h100();
+  other.driver_version = 13010;
+  EXPECT_NE(resolver.resolve({1024, 8192, 8192}, other, limits_).source, ResolutionSource::kExact);
+  EXPECT_NE(resolver.resolve({1024, 8192, 8192}, other, limits_).source, ResolutionSource::kNearest);
+}
+
+TEST_F(ConfigResolverTest, ATunedConfigThatCannotImplementTheShapeIsSkipped) {
+  // A config of a family this build does not ship (a test template) is never chosen.
+  KernelConfig foreign{"faults", "faults_f0", {{"fault", 0}}};
+  store_best({64, 64, 64}, foreign);
+  ConfigResolver resolver(&*db_);
+  const Resolution resolution = resolver.resolve({64, 64, 64}, h100(), limits_);
+  EXPECT_NE(resolution.source, ResolutionSource::kExact);
+  EXPECT_EQ(resolution.config.family, "ffma");
+
+  // A config whose shape constraints fail for the new shape is passed over for the next.
+  for (const auto& config : space_->valid_configs(limits_)) {
+    if (!space_->check_shape(config, {63, 61, 59})) continue;
+    store_best({64, 64, 64}, config);  // now the exact best of 64^3, but it cannot do 63x61x59
+    const Resolution odd = resolver.resolve({63, 61, 59}, h100(), limits_);
+    EXPECT_NE(odd.config, config);
+    EXPECT_FALSE(space_->check_shape(odd.config, {63, 61, 59}));
+    return;
+  }
+  GTEST_SKIP() << "every ffma config implements every shape: nothing to pass over";
+}
+
+TEST_F(ConfigResolverTest, UnsupportedPolicyIsAUsageError) {
+  ConfigResolver resolver(&*db_);
+  EXPECT_THROW(resolver.resolve({8, 8, 8, Dtype::kBFloat16, Policy::kHalf}, h100(), limits_), UsageError);
+}
+
+}  // namespace
+}  // namespace fusetune::testing
