@@ -41,31 +41,35 @@
     }                                                                                      \
   } while (0)
 
-// The configs: X(tile_m, tile_n, tile_k, thread_m, thread_n, warp_m, stages), knobs in
-// search_spaces/ffma.json's template_args order. Each becomes a kernel of exactly the form
-// fusetune's SourceGenerator emits.
+// The configs: X(tile_m, tile_n, tile_k, thread_m, thread_n, warp_m, vec, stages, groups), in
+// search_spaces/ffma.json's template_args order; each becomes a kernel of exactly the form
+// fusetune's SourceGenerator emits. The first six were among the fastest at the headline shape
+// on an H100 (2026-11-22, NVRTC sweep of the whole space); then an 8x8 thread tile, the vec 2
+// and vec 1 fallbacks, and small tiles for small shapes.
 #ifndef FFMA_PROBE_CONFIGS
-#define FFMA_PROBE_CONFIGS(X) \
-  X(128, 128, 8, 8, 8, 4, 3)  \
-  X(128, 128, 16, 8, 8, 4, 3) \
-  X(128, 128, 32, 8, 8, 4, 2) \
-  X(128, 128, 32, 8, 8, 4, 3) \
-  X(128, 256, 8, 8, 16, 4, 4) \
-  X(128, 256, 16, 8, 16, 4, 3) \
-  X(256, 128, 16, 16, 8, 8, 3) \
-  X(128, 64, 32, 8, 8, 4, 3)  \
-  X(64, 64, 32, 8, 4, 8, 3)   \
-  X(32, 32, 32, 4, 4, 4, 2)
+#define FFMA_PROBE_CONFIGS(X)         \
+  X(128, 256, 8, 8, 16, 16, 4, 2, 1) \
+  X(128, 256, 8, 8, 16, 4, 4, 2, 1)  \
+  X(128, 256, 8, 16, 8, 8, 4, 2, 1)  \
+  X(256, 128, 8, 16, 8, 8, 4, 2, 1)  \
+  X(128, 128, 8, 16, 8, 8, 4, 2, 2)  \
+  X(128, 128, 8, 16, 8, 4, 4, 2, 1)  \
+  X(128, 128, 8, 8, 8, 8, 4, 2, 1)   \
+  X(128, 256, 8, 8, 16, 16, 2, 2, 1) \
+  X(128, 256, 8, 8, 16, 16, 1, 2, 1) \
+  X(64, 64, 8, 8, 8, 8, 1, 3, 1)     \
+  X(32, 64, 8, 4, 4, 4, 4, 2, 2)     \
+  X(32, 64, 8, 4, 4, 4, 1, 2, 1)
 #endif
 
-#define PROBE_NAME(tm, tn, tk, thm, thn, wm, st) \
-  probe_m##tm##_n##tn##_k##tk##_tm##thm##_tn##thn##_w##wm##_s##st
-#define PROBE_THREADS(tm, tn, thm, thn) (((tm) / (thm)) * ((tn) / (thn)))
+#define PROBE_NAME(tm, tn, tk, thm, thn, wm, v, st, g) \
+  probe_m##tm##_n##tn##_k##tk##_tm##thm##_tn##thn##_w##wm##_v##v##_s##st##_g##g
+#define PROBE_THREADS(tm, tn, thm, thn, g) ((g) * ((tm) / (thm)) * ((tn) / (thn)))
 
-#define PROBE_DEFINE_KERNEL(tm, tn, tk, thm, thn, wm, st)                                  \
-  extern "C" __global__ void __launch_bounds__(PROBE_THREADS(tm, tn, thm, thn))            \
-      PROBE_NAME(tm, tn, tk, thm, thn, wm, st)(const fusetune::FusedLinearArgs args) {     \
-    fusetune::ffma::fused_linear<tm, tn, tk, thm, thn, wm, st>(args);                      \
+#define PROBE_DEFINE_KERNEL(tm, tn, tk, thm, thn, wm, v, st, g)                            \
+  extern "C" __global__ void __launch_bounds__(PROBE_THREADS(tm, tn, thm, thn, g))         \
+      PROBE_NAME(tm, tn, tk, thm, thn, wm, v, st, g)(const fusetune::FusedLinearArgs args) { \
+    fusetune::ffma::fused_linear<tm, tn, tk, thm, thn, wm, v, st, g>(args);                \
   }
 FFMA_PROBE_CONFIGS(PROBE_DEFINE_KERNEL)
 
@@ -76,15 +80,20 @@ using Kernel = void (*)(const fusetune::FusedLinearArgs);
 struct Config {
   const char* name;
   Kernel kernel;
-  int tile_m, tile_n, tile_k, thread_m, thread_n, warp_m, stages;
-  int threads() const { return (tile_m / thread_m) * (tile_n / thread_n); }
-  // Same expression as search_spaces/ffma.json's smem_bytes.
-  int smem_bytes() const { return 4 * stages * tile_k * (tile_m + 4 + tile_n + 4); }
+  int tile_m, tile_n, tile_k, thread_m, thread_n, warp_m, vec, stages, groups;
+  // Same expressions as search_spaces/ffma.json's derived values.
+  int threads() const { return groups * (tile_m / thread_m) * (tile_n / thread_n); }
+  int smem_bytes() const { return 4 * groups * stages * tile_k * (tile_m + 4 + tile_n + 4); }
+  dim3 grid(int m, int n) const {
+    const long long tiles = static_cast<long long>((m + tile_m - 1) / tile_m) *
+                            ((n + tile_n - 1) / tile_n);
+    return dim3(static_cast<unsigned>((tiles + groups - 1) / groups), 1, 1);
+  }
 };
 
-#define PROBE_LIST_ENTRY(tm, tn, tk, thm, thn, wm, st)                                     \
-  Config{#tm "x" #tn "x" #tk " t" #thm "x" #thn " w" #wm " s" #st,                         \
-         PROBE_NAME(tm, tn, tk, thm, thn, wm, st), tm, tn, tk, thm, thn, wm, st},
+#define PROBE_LIST_ENTRY(tm, tn, tk, thm, thn, wm, v, st, g)                               \
+  Config{#tm "x" #tn "x" #tk " t" #thm "x" #thn " w" #wm " v" #v " s" #st " g" #g,         \
+         PROBE_NAME(tm, tn, tk, thm, thn, wm, v, st, g), tm, tn, tk, thm, thn, wm, v, st, g},
 const Config kConfigs[] = {FFMA_PROBE_CONFIGS(PROBE_LIST_ENTRY)};
 
 __global__ void epilogue_kernel(float* out, const float* bias, float scale, long long total,
@@ -124,22 +133,29 @@ double reference(const Problem& p, int r, int c) {
   return z + p.scale / (1.0 + std::exp(-z));
 }
 
+// Device copies of a problem. offset > 0 shifts every pointer by that many floats past its
+// allocation's start (4-byte but not 16-byte aligned pointers, which vec 1 must accept).
 struct DeviceProblem {
   float *x = nullptr, *w = nullptr, *b = nullptr, *out = nullptr;
-  explicit DeviceProblem(const Problem& p) {
-    PROBE_CUDA(cudaMalloc(&x, p.x.size() * 4));
-    PROBE_CUDA(cudaMalloc(&w, p.w.size() * 4));
-    PROBE_CUDA(cudaMalloc(&b, p.b.size() * 4));
-    PROBE_CUDA(cudaMalloc(&out, static_cast<size_t>(p.m) * p.n * 4));
+  int offset;
+  explicit DeviceProblem(const Problem& p, int offset_floats = 0) : offset(offset_floats) {
+    PROBE_CUDA(cudaMalloc(&x, (p.x.size() + offset) * 4));
+    PROBE_CUDA(cudaMalloc(&w, (p.w.size() + offset) * 4));
+    PROBE_CUDA(cudaMalloc(&b, (p.b.size() + offset) * 4));
+    PROBE_CUDA(cudaMalloc(&out, (static_cast<size_t>(p.m) * p.n + offset) * 4));
+    x += offset;
+    w += offset;
+    b += offset;
+    out += offset;
     PROBE_CUDA(cudaMemcpy(x, p.x.data(), p.x.size() * 4, cudaMemcpyHostToDevice));
     PROBE_CUDA(cudaMemcpy(w, p.w.data(), p.w.size() * 4, cudaMemcpyHostToDevice));
     PROBE_CUDA(cudaMemcpy(b, p.b.data(), p.b.size() * 4, cudaMemcpyHostToDevice));
   }
   ~DeviceProblem() {
-    cudaFree(x);
-    cudaFree(w);
-    cudaFree(b);
-    cudaFree(out);
+    cudaFree(x - offset);
+    cudaFree(w - offset);
+    cudaFree(b - offset);
+    cudaFree(out - offset);
   }
   DeviceProblem(const DeviceProblem&) = delete;
   DeviceProblem& operator=(const DeviceProblem&) = delete;
@@ -148,8 +164,7 @@ struct DeviceProblem {
 void launch(const Config& c, const Problem& p, const DeviceProblem& d) {
   fusetune::FusedLinearArgs args{d.x, d.w, p.with_bias ? d.b : nullptr, d.out,
                                  p.m, p.n, p.k, p.scale};
-  dim3 grid((p.m + c.tile_m - 1) / c.tile_m, (p.n + c.tile_n - 1) / c.tile_n, 1);
-  c.kernel<<<grid, c.threads(), c.smem_bytes()>>>(args);
+  c.kernel<<<c.grid(p.m, p.n), c.threads(), c.smem_bytes()>>>(args);
   PROBE_CUDA(cudaGetLastError());
 }
 
@@ -267,34 +282,39 @@ int main(int argc, char** argv) {
                 blocks_per_sm);
   }
 
-  // 1. Correctness on odd shapes, every config (each is valid for every shape).
+  // 1. Correctness on odd shapes, every config whose vec divides k.
+  // offset: pointers 1 float past 16-byte alignment (vec 1 configs only).
   struct Shape {
     int m, n, k;
     float scale;
     bool bias;
+    int offset;
   };
-  const Shape shapes[] = {{7, 33, 1000, 2.0f, true},   {1, 1, 1, 2.0f, true},
-                          {33, 7, 8191, -1.5f, true},  {129, 257, 31, 0.0f, false},
-                          {300, 130, 77, 2.0f, true},  {64, 128, 4096, 2.0f, true}};
+  const Shape shapes[] = {{7, 33, 1000, 2.0f, true, 0},    {1, 1, 1, 2.0f, true, 0},
+                          {33, 7, 8191, -1.5f, true, 0},   {129, 257, 31, 0.0f, false, 0},
+                          {300, 130, 77, 2.0f, true, 0},   {50, 70, 1002, 2.0f, true, 0},
+                          {64, 128, 4096, 2.0f, true, 0},  {65, 99, 333, 2.0f, true, 1}};
   bool all_ok = true;
   std::printf("\n%-28s %-16s %10s %10s %6s %6s\n", "config", "shape", "max_abs", "rel_l2",
               "bad", "nonfin");
   for (const Shape& s : shapes) {
     Problem p = make_problem(s.m, s.n, s.k, s.scale, s.bias, 1234 + s.m * 7 + s.k);
-    DeviceProblem d(p);
+    DeviceProblem d(p, s.offset);
     for (const Config& c : kConfigs) {
+      if (s.k % c.vec != 0) continue;            // shape constraint k % vec == 0
+      if (s.offset % c.vec != 0) continue;       // the host's 4 * vec-byte alignment check
       const std::vector<float> out = run_and_fetch(c, p, d);
       const Check r = check_against_reference(p, out, 1 << 14, 99);
       const bool ok = r.bad == 0 && r.rel_l2 <= 2e-6;
       all_ok = all_ok && ok;
       char shape[32];
-      std::snprintf(shape, sizeof shape, "%dx%dx%d", s.m, s.n, s.k);
+      std::snprintf(shape, sizeof shape, "%dx%dx%d%s", s.m, s.n, s.k, s.offset ? " +1" : "");
       std::printf("%-28s %-16s %10.3g %10.3g %6lld %6lld %s\n", c.name, shape, r.max_abs,
                   r.rel_l2, r.bad, r.non_finite, ok ? "ok" : "FAIL");
     }
   }
 
-  // 2. Numerics: large |z| saturates (x scaled so |z| reaches ~1e3), NaN in -> NaN out.
+  // 2. Numerics: large |z| saturates (w scaled so |z| reaches ~1e3), NaN in -> NaN out.
   {
     Problem p = make_problem(40, 72, 64, 2.0f, true, 77);
     for (auto& v : p.w) v *= 4000.0f;  // z in about [-1e3, 1e3]
@@ -354,6 +374,7 @@ int main(int argc, char** argv) {
   std::printf("%-28s %8.3f %8.2f %7.3f %10s %7s %10.3g\n", "cublas_sgemm+epilogue", base_ms,
               flop / base_ms * 1e-9, 1.0, "-", "-", base_check.rel_l2);
   for (const Config& c : kConfigs) {
+    if (hk % c.vec != 0) continue;  // shape constraint k % vec == 0
     const std::vector<float> out = run_and_fetch(c, p, d);
     double max_diff = 0;
     long long non_finite = 0;

@@ -80,7 +80,9 @@ std::string default_cache_dir() {
 
 Compiler::Compiler(TemplateLibrary templates, std::string arch, std::string cache_dir)
     : templates_(std::move(templates)), arch_(std::move(arch)), cache_dir_(std::move(cache_dir)) {
-  options_ = {"--gpu-architecture=" + arch_, "-std=c++17", "--ptxas-options=-v",
+  // --maxrregcount=255: without it NVRTC caps some small-tile kernels below what nvcc
+  // gives them, and they spill; __launch_bounds__ in the source still bounds the rest.
+  options_ = {"--gpu-architecture=" + arch_, "-std=c++17", "--ptxas-options=-v", "--maxrregcount=255",
               // Exact fp32: no fast-math, no flush-to-zero, IEEE division and sqrt.
               "--ftz=false", "--prec-div=true", "--prec-sqrt=true", "--fmad=true"};
   nvrtc_version_ = nvrtc_version();

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# One GPU-machine session (see GPU.md): unpack the bundle from bench/gpu_bundle.sh, then run
+# the steps named as arguments, logging each to $OUT. Steps: tests, tune, example, probe.
+#   tests    ctest -L gpu (kernel correctness, fault isolation, kill-and-resume)
+#   tune     fusetune tune of the headline problem into $OUT/fusetune.db, then list/best
+#   example  the load-time API on an untuned shape, against that database
+#   probe    bench/ffma_probe.cu built with nvcc and run (cuBLAS vs hand-picked configs)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-/tmp/out}"
+mkdir -p "$OUT"
+if [ -d .gpu-build ]; then rm -rf build && mv .gpu-build build; fi
+mkdir -p /work && { [ -e /work/main ] || ln -s "$PWD" /work/main; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv | tee "$OUT/gpu.txt"
+export FUSETUNE_CACHE_DIR=/tmp/fusetune-cache
+for step in "$@"; do
+  echo "=== $step $(date -u +%FT%TZ)"
+  case "$step" in
+    tests) ctest --test-dir build -L gpu --output-on-failure 2>&1 | tee "$OUT/tests.log" | tail -25 ;;
+    tune) build/fusetune tune --db "$OUT/fusetune.db" ${TUNE_ARGS:-} 2>&1 | tee "$OUT/tune.log" | tail -30
+          build/fusetune list --db "$OUT/fusetune.db" --limit 0 > "$OUT/list.txt" 2>&1 ;;
+    example) build/fusetune_example --db "$OUT/fusetune.db" 2>&1 | tee "$OUT/example.log"
+             build/fusetune_example --db "$OUT/fusetune.db" 1000x8000x8192 2>&1 | tee -a "$OUT/example.log" ;;
+    probe) nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I kernel_templates bench/ffma_probe.cu \
+             -lcublas -o /tmp/ffma_probe && /tmp/ffma_probe 2>&1 | tee "$OUT/probe.log" | tail -30 ;;
+    *) echo "unknown step $step" ;;
+  esac
+done
