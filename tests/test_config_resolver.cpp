@@ -22,17 +22,25 @@ class ConfigResolverTest : public ::testing::Test {
     space_.emplace(load_search_space("ffma"));
   }
 
-  /// Stores `config` as the measured best of `shape` on the H100 fingerprint.
-  void store_best(const ProblemShape& shape, const KernelConfig& config) {
+  /// Stores an ok trial of `config` on `shape` (H100 fingerprint) and recomputes the best.
+  void store_best(const ProblemShape& shape, const KernelConfig& config, double median_ms = 1.0) {
     TrialResult trial;
     trial.shape = shape;
     trial.config = config;
     trial.template_hash = "t";
     trial.status = TrialStatus::kOk;
-    trial.timing = TimingStats{1.0, 0.9, 1.1, 10};
+    trial.timing = TimingStats{median_ms, median_ms * 0.9, median_ms * 1.1, 10};
     trial.error = ErrorStats{1e-7, 1e-6, 0, 0};
     db_->record_trial(run_id_, device_id_, trial);
     ASSERT_TRUE(db_->update_best(device_id_, shape).has_value());
+  }
+
+  /// The first valid config whose knob `vec` has the value given.
+  KernelConfig config_with_vec(std::int64_t vec) {
+    for (const auto& config : space_->valid_configs(limits_))
+      if (config.knob("vec") == vec) return config;
+    ADD_FAILURE() << "no config with vec " << vec;
+    return {};
   }
 
   TempDir dir_;
@@ -102,6 +110,18 @@ TEST_F(ConfigResolverTest, ATunedConfigThatCannotImplementTheShapeIsSkipped) {
     return;
   }
   GTEST_SKIP() << "every ffma config implements every shape: nothing to pass over";
+}
+
+TEST_F(ConfigResolverTest, NearestFallsBackToTheFastestConfigOfThatShapeThatFits) {
+  const KernelConfig vector_loads = config_with_vec(4), scalar_loads = config_with_vec(1);
+  store_best({512, 512, 512}, scalar_loads, 2.0);
+  store_best({512, 512, 512}, vector_loads, 1.0);  // the best, but it needs k % 4 == 0
+  ConfigResolver resolver(&*db_);
+  EXPECT_EQ(resolver.resolve({500, 500, 512}, h100(), limits_).config, vector_loads);
+  const Resolution odd_k = resolver.resolve({500, 500, 511}, h100(), limits_);
+  EXPECT_EQ(odd_k.source, ResolutionSource::kNearest);
+  EXPECT_EQ(odd_k.config, scalar_loads);
+  EXPECT_NE(odd_k.detail.find("fastest config that fits"), std::string::npos) << odd_k.detail;
 }
 
 TEST_F(ConfigResolverTest, UnsupportedPolicyIsAUsageError) {

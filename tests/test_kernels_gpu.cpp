@@ -67,10 +67,18 @@ TEST_F(KernelsGpu, NoBiasAndNegativeOrZeroScale) {
 }
 
 TEST_F(KernelsGpu, LargeMagnitudesSaturateSigmoidWithoutInfOrNan) {
+  // Rows of W all positive or all negative: z = +-1500 or so without cancellation (a
+  // cancelling sum would make even cuBLAS miss the float64 reference by more than 1e-4).
   const ProblemShape shape{64, 96, 1000};
   HostInputs inputs = make_random_inputs(shape, 13);
-  for (auto& value : inputs.x) value = (value - 0.5f) * 4000.0f;  // |z| in the hundreds
+  for (std::int64_t j = 0; j < shape.n; ++j)
+    for (std::int64_t kk = 0; kk < shape.k; ++kk) {
+      float& w = inputs.w[size_t(j * shape.k + kk)];
+      w = (j % 2 ? 200.0f : -200.0f) * std::fabs(w);
+    }
   expect_runtime_correct(shape, inputs, "saturated");
+  // The verifier saw no NaN/inf and every element within 1e-4 of float64, where sigmoid is
+  // exactly 0 or 1: out = z for negative rows, out = z + scale for positive ones.
 }
 
 TEST_F(KernelsGpu, NanInputsPropagateToTheirRowOnly) {

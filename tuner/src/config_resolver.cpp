@@ -1,6 +1,7 @@
 // Resolution order and the shape distance used for "nearest" (see config_resolver.h).
 #include "config_resolver.h"
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -46,15 +47,24 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
     const std::string device_key = device.key();
     if (auto exact = db_->best(device_key, shape); exact && usable(exact->result.config))
       return {exact->result.config, ResolutionSource::kExact, "tuned for this shape on " + device.name};
-    std::optional<StoredTrial> nearest;
-    for (auto& candidate : db_->bests(device_key, shape.dtype, shape.policy)) {
-      if (!usable(candidate.result.config)) continue;
-      if (!nearest || shape_distance(candidate.result.shape, shape) < shape_distance(nearest->result.shape, shape))
-        nearest = candidate;
+    // Nearest tuned shapes first; from each, its best config if it can implement this
+    // shape, else its fastest measured config that can (e.g. one without vector loads
+    // when k is odd).
+    auto tuned = db_->bests(device_key, shape.dtype, shape.policy);
+    std::stable_sort(tuned.begin(), tuned.end(), [&](const StoredTrial& a, const StoredTrial& b) {
+      return shape_distance(a.result.shape, shape) < shape_distance(b.result.shape, shape);
+    });
+    const double bound = relative_error_bound(shape.policy);
+    for (const auto& best : tuned) {
+      const std::string detail = "nearest tuned shape " + best.result.shape.dims() + " on " + device.name;
+      if (usable(best.result.config)) return {best.result.config, ResolutionSource::kNearest, detail};
+      for (const auto& trial : db_->trials(device_key, best.result.shape)) {
+        const TrialResult& r = trial.result;
+        if (r.status != TrialStatus::kOk) break;  // ok trials come first, fastest first
+        if (r.error && r.error->relative_l2 <= bound && usable(r.config))
+          return {r.config, ResolutionSource::kNearest, detail + " (its fastest config that fits)"};
+      }
     }
-    if (nearest)
-      return {nearest->result.config, ResolutionSource::kNearest,
-              "nearest tuned shape " + nearest->result.shape.dims() + " on " + device.name};
   }
   const SearchSpace* space = space_for(family);
   if (auto knobs = default_knobs(family, device.cc_major, device.cc_minor)) {
