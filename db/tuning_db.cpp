@@ -60,8 +60,8 @@ struct SqliteError : DataError {
 int check_sqlite(int rc, sqlite3* db, std::string_view call, const char* file, int line) {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return rc;
   std::string message = "SQLite call " + std::string(call) + " failed at " +
-                        std::filesystem::path(file).filename().string() + ":" +
-                        std::to_string(line) + ": " + sqlite3_errstr(rc);
+                        std::filesystem::path(file).filename().string() + ":" + std::to_string(line) + ": " +
+                        sqlite3_errstr(rc);
   if (db != nullptr) {
     const char* detail = sqlite3_errmsg(db);
     if (detail != nullptr && std::string_view(detail) != sqlite3_errstr(rc))
@@ -115,8 +115,7 @@ class Connection {
     const int rc = sqlite3_exec(handle_, sql, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {
       const std::string call =
-          "sqlite3_exec(" + (what != nullptr ? std::string(what) : std::string(sql).substr(0, 40)) +
-          ")";
+          "sqlite3_exec(" + (what != nullptr ? std::string(what) : std::string(sql).substr(0, 40)) + ")";
       check_sqlite(rc, handle_, call, where.file_name(), int(where.line()));
     }
   }
@@ -139,13 +138,10 @@ class Statement {
  public:
   Statement(const Connection& db, std::string_view sql, Where where = Where::current())
       : db_(db.get()), sql_(sql.substr(0, 60)) {
-    check(sqlite3_prepare_v2(db_, sql.data(), int(sql.size()), &handle_, nullptr),
-          "sqlite3_prepare_v2", where);
+    check(sqlite3_prepare_v2(db_, sql.data(), int(sql.size()), &handle_, nullptr), "sqlite3_prepare_v2", where);
   }
   Statement(Statement&& other) noexcept
-      : db_(other.db_),
-        sql_(std::move(other.sql_)),
-        handle_(std::exchange(other.handle_, nullptr)) {}
+      : db_(other.db_), sql_(std::move(other.sql_)), handle_(std::exchange(other.handle_, nullptr)) {}
   Statement& operator=(Statement&& other) noexcept {
     if (this != &other) {
       sqlite3_finalize(handle_);
@@ -176,8 +172,8 @@ class Statement {
     return *this;
   }
   Statement& bind(int index, std::string_view value, Where where = Where::current()) {
-    check(sqlite3_bind_text(handle_, index, value.data(), int(value.size()), SQLITE_TRANSIENT),
-          "sqlite3_bind_text", where);
+    check(sqlite3_bind_text(handle_, index, value.data(), int(value.size()), SQLITE_TRANSIENT), "sqlite3_bind_text",
+          where);
     return *this;
   }
   Statement& bind(int index, const std::string& value, Where where = Where::current()) {
@@ -215,15 +211,13 @@ class Statement {
   }
   std::string column_text(int column) const {
     const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(handle_, column));
-    return text == nullptr ? std::string()
-                           : std::string(text, sqlite3_column_bytes(handle_, column));
+    return text == nullptr ? std::string() : std::string(text, sqlite3_column_bytes(handle_, column));
   }
 
  private:
   int check(int rc, const char* call, const Where& where) const {
     if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return rc;
-    return check_sqlite(rc, db_, std::string(call) + " on \"" + sql_ + "...\"", where.file_name(),
-                        int(where.line()));
+    return check_sqlite(rc, db_, std::string(call) + " on \"" + sql_ + "...\"", where.file_name(), int(where.line()));
   }
 
   sqlite3* db_ = nullptr;           ///< the connection, for error messages
@@ -306,8 +300,7 @@ bool check_path(const std::string& path, bool create, bool writable) {
   std::error_code error;
   const fs::file_status status = fs::status(path, error);
   if (error && status.type() != fs::file_type::not_found)
-    throw DataError("cannot access database '" + path + "' (" + error.message() +
-                    "); pass --db with another path");
+    throw DataError("cannot access database '" + path + "' (" + error.message() + "); pass --db with another path");
   const fs::path parent = fs::absolute(fs::path(path), error).parent_path();
   if (status.type() == fs::file_type::not_found) {
     if (!create)
@@ -325,17 +318,13 @@ bool check_path(const std::string& path, bool create, bool writable) {
     return false;
   }
   if (status.type() == fs::file_type::directory)
-    throw DataError("database path '" + path +
-                    "' is a directory, not a file; pass --db with a file path");
+    throw DataError("database path '" + path + "' is a directory, not a file; pass --db with a file path");
   if (status.type() != fs::file_type::regular)
-    throw DataError("database path '" + path +
-                    "' is not a regular file; pass --db with a file path");
+    throw DataError("database path '" + path + "' is not a regular file; pass --db with a file path");
   if (access(path.c_str(), R_OK) != 0)
-    throw DataError("database '" + path +
-                    "' is not readable; fix its permissions or pass --db with another path");
+    throw DataError("database '" + path + "' is not readable; fix its permissions or pass --db with another path");
   if (writable && (access(path.c_str(), W_OK) != 0 || access(parent.c_str(), W_OK) != 0))
-    throw DataError("database '" + path + "' is not writable (the file and its directory '" +
-                    parent.string() +
+    throw DataError("database '" + path + "' is not writable (the file and its directory '" + parent.string() +
                     "' must be, for the WAL files); fix the permissions or "
                     "pass --db with another path");
   return true;
@@ -350,14 +339,12 @@ FileInspection inspect_file(const std::string& path) {
                      "); pass --db with another path or delete it");
   };
   std::ifstream stream(path, std::ios::binary);
-  if (!stream)
-    throw DataError("cannot open database '" + path + "' for reading; check its permissions");
+  if (!stream) throw DataError("cannot open database '" + path + "' for reading; check its permissions");
   std::string header(kSqliteHeaderSize, '\0');
   stream.read(header.data(), std::streamsize(header.size()));
   const auto read = std::size_t(stream.gcount());
   if (read == 0) return {};  // an empty file is an empty database: it gets initialised
-  if (read < header.size() ||
-      std::string_view(header).substr(0, kSqliteMagic.size()) != kSqliteMagic)
+  if (read < header.size() || std::string_view(header).substr(0, kSqliteMagic.size()) != kSqliteMagic)
     throw not_sqlite("no SQLite header: a text file, another format or a corrupt file");
 
   // A read-only connection to a WAL-mode file creates -wal and -shm files beside it. Without
@@ -367,8 +354,7 @@ FileInspection inspect_file(const std::string& path) {
   const bool immutable = wal_mode && !std::filesystem::exists(path + "-wal");
   FileInspection inspection;
   try {
-    Connection db(immutable ? immutable_uri(path) : path,
-                  SQLITE_OPEN_READONLY | (immutable ? SQLITE_OPEN_URI : 0));
+    Connection db(immutable ? immutable_uri(path) : path, SQLITE_OPEN_READONLY | (immutable ? SQLITE_OPEN_URI : 0));
     FUSETUNE_SQLITE_CHECK(db.get(), sqlite3_busy_timeout(db.get(), kBusyTimeoutMs));
     inspection = inspect_connection(db);
   } catch (const SqliteError& error) {
@@ -388,15 +374,14 @@ void check_identity(const std::string& path, const FileInspection& file) {
   if (!ours && (file.application_id != 0 || !file.tables.empty())) {
     std::string tables;
     for (const auto& table : file.tables) tables += (tables.empty() ? "" : ", ") + table;
-    throw DataError("'" + path + "' is not a fusetune database (application_id " +
-                    hex(file.application_id) + (tables.empty() ? "" : ", tables " + tables) +
-                    "); pass --db with another path");
+    throw DataError("'" + path + "' is not a fusetune database (application_id " + hex(file.application_id) +
+                    (tables.empty() ? "" : ", tables " + tables) + "); pass --db with another path");
   }
   const int current = TuningDb::current_schema_version();
   if (file.user_version > current)
-    throw DataError("database '" + path + "' has schema version " +
-                    std::to_string(file.user_version) + ", newer than this build's " +
-                    std::to_string(current) + "; upgrade fusetune or pass --db with another path");
+    throw DataError("database '" + path + "' has schema version " + std::to_string(file.user_version) +
+                    ", newer than this build's " + std::to_string(current) +
+                    "; upgrade fusetune or pass --db with another path");
 }
 
 void set_busy_timeout(const Connection& db) {
@@ -416,8 +401,8 @@ int migrate(const Connection& db, const std::string& path) {
     db.execute(scripts[version].c_str(), what.c_str());
     const auto reached = query_int(db, "PRAGMA user_version");
     if (reached != std::int64_t(version) + 1)
-      throw std::logic_error("migration script " + std::to_string(version + 1) +
-                             " left user_version at " + std::to_string(reached));
+      throw std::logic_error("migration script " + std::to_string(version + 1) + " left user_version at " +
+                             std::to_string(reached));
   }
   transaction.commit();
   return int(scripts.size());
@@ -453,9 +438,8 @@ StoredTrial read_trial(const Statement& row) {
   const auto parsed_policy = parse_policy(policy);
   const auto parsed_status = parse_trial_status(status);
   if (!parsed_dtype || !parsed_policy || !parsed_status)
-    throw DataError("trial " + std::to_string(stored.id) +
-                    " has an unknown dtype, policy or status ('" + dtype + "', '" + policy +
-                    "', '" + status + "')");
+    throw DataError("trial " + std::to_string(stored.id) + " has an unknown dtype, policy or status ('" + dtype +
+                    "', '" + policy + "', '" + status + "')");
   trial.shape.dtype = *parsed_dtype;
   trial.shape.policy = *parsed_policy;
   trial.config = KernelConfig::from_json(row.column_text(8));
@@ -466,12 +450,12 @@ StoredTrial read_trial(const Statement& row) {
   trial.verify_ms = row.column_double(13);
   trial.bench_ms = row.column_double(14);
   if (!row.is_null(15)) {
-    trial.timing = TimingStats{row.column_double(15), row.column_double(16), row.column_double(17),
-                               int(row.column_int64(18))};
+    trial.timing =
+        TimingStats{row.column_double(15), row.column_double(16), row.column_double(17), int(row.column_int64(18))};
   }
   if (!row.is_null(22)) {  // non_finite: set whenever error statistics were recorded
-    trial.error = ErrorStats{row.column_double_or_nan(19), row.column_double_or_nan(20),
-                             row.column_int64(21), row.column_int64(22)};
+    trial.error = ErrorStats{row.column_double_or_nan(19), row.column_double_or_nan(20), row.column_int64(21),
+                             row.column_int64(22)};
   }
   trial.registers = int(row.column_int64(23));
   return stored;
@@ -486,9 +470,8 @@ constexpr const char* kTrialOrder =
 }  // namespace
 
 std::string DeviceFingerprint::key() const {
-  return name + "|" + std::to_string(cc_major) + "." + std::to_string(cc_minor) + "|" +
-         std::to_string(sm_count) + "|" + std::to_string(l2_bytes) + "|" +
-         std::to_string(driver_version) + "|" + nvrtc_version;
+  return name + "|" + std::to_string(cc_major) + "." + std::to_string(cc_minor) + "|" + std::to_string(sm_count) + "|" +
+         std::to_string(l2_bytes) + "|" + std::to_string(driver_version) + "|" + nvrtc_version;
 }
 
 struct TuningDb::Impl {
@@ -505,8 +488,7 @@ struct TuningDb::Impl {
   }
 
   std::string trial_query(std::string_view where) const {
-    return "SELECT " + trial_columns + " FROM trial t JOIN device d ON d.id = t.device_id WHERE " +
-           std::string(where);
+    return "SELECT " + trial_columns + " FROM trial t JOIN device d ON d.id = t.device_id WHERE " + std::string(where);
   }
 
   std::optional<StoredTrial> trial_by_id(std::int64_t id) const {
@@ -573,8 +555,7 @@ TuningDb TuningDb::open_read_only(const std::string& path) {
   const FileInspection file = inspect_file(path);
   check_identity(path, file);
   if (file.user_version < 1)
-    throw DataError("database '" + path +
-                    "' holds no fusetune tables yet; run `fusetune tune` with this --db first");
+    throw DataError("database '" + path + "' holds no fusetune tables yet; run `fusetune tune` with this --db first");
 
   auto impl = std::make_unique<Impl>();
   impl->path = path;
@@ -604,8 +585,7 @@ std::int64_t TuningDb::upsert_device(const DeviceFingerprint& device) {
       .run();
   Statement select(impl_->db, "SELECT id FROM device WHERE fingerprint = ?1");
   select.bind(1, key);
-  if (!select.step())
-    throw DataError("device '" + key + "' vanished from '" + impl_->path + "' after insertion");
+  if (!select.step()) throw DataError("device '" + key + "' vanished from '" + impl_->path + "' after insertion");
   return select.column_int64(0);
 }
 
@@ -614,39 +594,34 @@ std::int64_t TuningDb::begin_run(std::int64_t device_id, const RunInfo& run) {
   Statement insert(impl_->db,
                    "INSERT INTO run (device_id, fusetune_version, argv, search_space_hash) "
                    "VALUES (?1, ?2, ?3, ?4) RETURNING id");
-  insert.bind(1, device_id)
-      .bind(2, run.fusetune_version)
-      .bind(3, run.argv)
-      .bind(4, run.search_space_hash);
+  insert.bind(1, device_id).bind(2, run.fusetune_version).bind(3, run.argv).bind(4, run.search_space_hash);
   insert.step();
   const std::int64_t id = insert.column_int64(0);
   insert.run();
   return id;
 }
 
-std::int64_t TuningDb::record_trial(std::int64_t run_id, std::int64_t device_id,
-                                    const TrialResult& trial) {
+std::int64_t TuningDb::record_trial(std::int64_t run_id, std::int64_t device_id, const TrialResult& trial) {
   impl_->require_writable("record_trial");
   WriteTransaction transaction(impl_->db);
   // An upsert, not INSERT OR REPLACE: the row keeps its id, so a best row pointing at it stays
   // valid (and is recomputed below).
-  Statement upsert(
-      impl_->db,
-      "INSERT INTO trial (run_id, device_id, m, n, k, dtype, policy, family, config_name, "
-      "config_json, template_hash, status, message, compile_ms, verify_ms, bench_ms, "
-      "time_median_ms, time_min_ms, time_max_ms, samples, rel_error, max_abs_error, "
-      "allclose_violations, non_finite, registers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-      "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
-      "ON CONFLICT (device_id, m, n, k, dtype, policy, config_name, template_hash) DO UPDATE SET "
-      "run_id = excluded.run_id, family = excluded.family, config_json = excluded.config_json, "
-      "status = excluded.status, message = excluded.message, compile_ms = excluded.compile_ms, "
-      "verify_ms = excluded.verify_ms, bench_ms = excluded.bench_ms, "
-      "time_median_ms = excluded.time_median_ms, time_min_ms = excluded.time_min_ms, "
-      "time_max_ms = excluded.time_max_ms, samples = excluded.samples, "
-      "rel_error = excluded.rel_error, max_abs_error = excluded.max_abs_error, "
-      "allclose_violations = excluded.allclose_violations, non_finite = excluded.non_finite, "
-      "registers = excluded.registers, created_at = excluded.created_at "
-      "RETURNING id");
+  Statement upsert(impl_->db,
+                   "INSERT INTO trial (run_id, device_id, m, n, k, dtype, policy, family, config_name, "
+                   "config_json, template_hash, status, message, compile_ms, verify_ms, bench_ms, "
+                   "time_median_ms, time_min_ms, time_max_ms, samples, rel_error, max_abs_error, "
+                   "allclose_violations, non_finite, registers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                   "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
+                   "ON CONFLICT (device_id, m, n, k, dtype, policy, config_name, template_hash) DO UPDATE SET "
+                   "run_id = excluded.run_id, family = excluded.family, config_json = excluded.config_json, "
+                   "status = excluded.status, message = excluded.message, compile_ms = excluded.compile_ms, "
+                   "verify_ms = excluded.verify_ms, bench_ms = excluded.bench_ms, "
+                   "time_median_ms = excluded.time_median_ms, time_min_ms = excluded.time_min_ms, "
+                   "time_max_ms = excluded.time_max_ms, samples = excluded.samples, "
+                   "rel_error = excluded.rel_error, max_abs_error = excluded.max_abs_error, "
+                   "allclose_violations = excluded.allclose_violations, non_finite = excluded.non_finite, "
+                   "registers = excluded.registers, created_at = excluded.created_at "
+                   "RETURNING id");
   upsert.bind(1, run_id)
       .bind(2, device_id)
       .bind_shape(3, trial.shape)
@@ -688,8 +663,7 @@ std::int64_t TuningDb::record_trial(std::int64_t run_id, std::int64_t device_id,
   return id;
 }
 
-std::vector<std::string> TuningDb::measured_config_names(std::int64_t device_id,
-                                                         const ProblemShape& shape,
+std::vector<std::string> TuningDb::measured_config_names(std::int64_t device_id, const ProblemShape& shape,
                                                          const std::string& family,
                                                          const std::string& template_hash) const {
   Statement select(impl_->db,
@@ -702,20 +676,18 @@ std::vector<std::string> TuningDb::measured_config_names(std::int64_t device_id,
   return names;
 }
 
-std::vector<StoredTrial> TuningDb::trials(const std::string& device_key,
-                                          const ProblemShape& shape) const {
-  Statement select(impl_->db,
-                   impl_->trial_query("(?1 = '' OR d.fingerprint = ?1) AND t.m = ?2 AND t.n = ?3 "
-                                      "AND t.k = ?4 AND t.dtype = ?5 AND t.policy = ?6") +
-                       kTrialOrder);
+std::vector<StoredTrial> TuningDb::trials(const std::string& device_key, const ProblemShape& shape) const {
+  Statement select(impl_->db, impl_->trial_query("(?1 = '' OR d.fingerprint = ?1) AND t.m = ?2 AND t.n = ?3 "
+                                                 "AND t.k = ?4 AND t.dtype = ?5 AND t.policy = ?6") +
+                                  kTrialOrder);
   select.bind(1, device_key).bind_shape(2, shape);
   std::vector<StoredTrial> result;
   while (select.step()) result.push_back(read_trial(select));
   return result;
 }
 
-void TuningDb::record_baseline(std::int64_t run_id, std::int64_t device_id,
-                               const ProblemShape& shape, const BaselineResult& baseline) {
+void TuningDb::record_baseline(std::int64_t run_id, std::int64_t device_id, const ProblemShape& shape,
+                               const BaselineResult& baseline) {
   impl_->require_writable("record_baseline");
   Statement insert(impl_->db,
                    "INSERT INTO baseline (run_id, device_id, m, n, k, dtype, policy, name, "
@@ -737,8 +709,7 @@ void TuningDb::record_baseline(std::int64_t run_id, std::int64_t device_id,
       .run();
 }
 
-std::optional<BaselineResult> TuningDb::latest_baseline(const std::string& device_key,
-                                                        const ProblemShape& shape,
+std::optional<BaselineResult> TuningDb::latest_baseline(const std::string& device_key, const ProblemShape& shape,
                                                         const std::string& name) const {
   if (impl_->schema_version < 2) return std::nullopt;  // version 1 stored no baselines
   Statement select(impl_->db,
@@ -752,15 +723,14 @@ std::optional<BaselineResult> TuningDb::latest_baseline(const std::string& devic
   if (!select.step()) return std::nullopt;
   BaselineResult baseline;
   baseline.name = select.column_text(0);
-  baseline.timing = TimingStats{select.column_double(1), select.column_double(2),
-                                select.column_double(3), int(select.column_int64(4))};
-  baseline.error = ErrorStats{select.column_double_or_nan(5), select.column_double_or_nan(6),
-                              select.column_int64(7), select.column_int64(8)};
+  baseline.timing = TimingStats{select.column_double(1), select.column_double(2), select.column_double(3),
+                                int(select.column_int64(4))};
+  baseline.error = ErrorStats{select.column_double_or_nan(5), select.column_double_or_nan(6), select.column_int64(7),
+                              select.column_int64(8)};
   return baseline;
 }
 
-std::optional<StoredTrial> TuningDb::update_best(std::int64_t device_id,
-                                                 const ProblemShape& shape) {
+std::optional<StoredTrial> TuningDb::update_best(std::int64_t device_id, const ProblemShape& shape) {
   impl_->require_writable("update_best");
   WriteTransaction transaction(impl_->db);
   auto best = impl_->recompute_best(device_id, shape);
@@ -768,28 +738,24 @@ std::optional<StoredTrial> TuningDb::update_best(std::int64_t device_id,
   return best;
 }
 
-std::optional<StoredTrial> TuningDb::best(const std::string& device_key,
-                                          const ProblemShape& shape) const {
-  Statement select(impl_->db,
-                   "SELECT " + impl_->trial_columns +
-                       " FROM best b JOIN trial t ON t.id = b.trial_id "
-                       "JOIN device d ON d.id = b.device_id "
-                       "WHERE (?1 = '' OR d.fingerprint = ?1) AND b.m = ?2 AND b.n = ?3 AND "
-                       "b.k = ?4 AND b.dtype = ?5 AND b.policy = ?6 "
-                       "ORDER BY t.time_median_ms, t.id LIMIT 1");
+std::optional<StoredTrial> TuningDb::best(const std::string& device_key, const ProblemShape& shape) const {
+  Statement select(impl_->db, "SELECT " + impl_->trial_columns +
+                                  " FROM best b JOIN trial t ON t.id = b.trial_id "
+                                  "JOIN device d ON d.id = b.device_id "
+                                  "WHERE (?1 = '' OR d.fingerprint = ?1) AND b.m = ?2 AND b.n = ?3 AND "
+                                  "b.k = ?4 AND b.dtype = ?5 AND b.policy = ?6 "
+                                  "ORDER BY t.time_median_ms, t.id LIMIT 1");
   select.bind(1, device_key).bind_shape(2, shape);
   if (!select.step()) return std::nullopt;
   return read_trial(select);
 }
 
-std::vector<StoredTrial> TuningDb::bests(const std::string& device_key, Dtype dtype,
-                                         Policy policy) const {
-  Statement select(impl_->db,
-                   "SELECT " + impl_->trial_columns +
-                       " FROM best b JOIN trial t ON t.id = b.trial_id "
-                       "JOIN device d ON d.id = b.device_id "
-                       "WHERE (?1 = '' OR d.fingerprint = ?1) AND b.dtype = ?2 AND b.policy = ?3 "
-                       "ORDER BY b.m, b.n, b.k, t.time_median_ms, t.id");
+std::vector<StoredTrial> TuningDb::bests(const std::string& device_key, Dtype dtype, Policy policy) const {
+  Statement select(impl_->db, "SELECT " + impl_->trial_columns +
+                                  " FROM best b JOIN trial t ON t.id = b.trial_id "
+                                  "JOIN device d ON d.id = b.device_id "
+                                  "WHERE (?1 = '' OR d.fingerprint = ?1) AND b.dtype = ?2 AND b.policy = ?3 "
+                                  "ORDER BY b.m, b.n, b.k, t.time_median_ms, t.id");
   select.bind(1, device_key).bind(2, to_string(dtype)).bind(3, to_string(policy));
   std::vector<StoredTrial> result;
   while (select.step()) result.push_back(read_trial(select));

@@ -17,12 +17,12 @@ namespace fusetune {
 /// What identifies a GPU for tuning purposes: results of one fingerprint are not reused
 /// on another.
 struct DeviceFingerprint {
-  std::string name;         ///< e.g. "NVIDIA H100 80GB HBM3"
-  int cc_major = 0;         ///< compute capability
+  std::string name;  ///< e.g. "NVIDIA H100 80GB HBM3"
+  int cc_major = 0;  ///< compute capability
   int cc_minor = 0;
   int sm_count = 0;
   std::int64_t l2_bytes = 0;
-  int driver_version = 0;   ///< cudaDriverGetVersion, e.g. 13000
+  int driver_version = 0;     ///< cudaDriverGetVersion, e.g. 13000
   std::string nvrtc_version;  ///< "13.0"
 
   /// Stable text key "name|cc|sms|l2|driver|nvrtc" stored in the device table.
@@ -88,8 +88,7 @@ class TuningDb {
   /// Names of configs already measured for this device and problem with this template
   /// hash, whatever their status: the tuner skips them unless --retune.
   std::vector<std::string> measured_config_names(std::int64_t device_id, const ProblemShape& shape,
-                                                 const std::string& family,
-                                                 const std::string& template_hash) const;
+                                                 const std::string& family, const std::string& template_hash) const;
 
   /// Every trial of a problem on a device ("" = any device), fastest ok first, then
   /// failures grouped by status.
@@ -98,8 +97,7 @@ class TuningDb {
   void record_baseline(std::int64_t run_id, std::int64_t device_id, const ProblemShape& shape,
                        const BaselineResult& baseline);
   /// Latest baseline of that name for the problem on the device, if any.
-  std::optional<BaselineResult> latest_baseline(const std::string& device_key,
-                                                const ProblemShape& shape,
+  std::optional<BaselineResult> latest_baseline(const std::string& device_key, const ProblemShape& shape,
                                                 const std::string& name) const;
 
   /// Recomputes the best row for (device, shape): the ok trial with the lowest median time

@@ -13,21 +13,23 @@
 #include "fusetune/errors.h"
 #include "fusetune/fused_linear.h"
 
-#define CHECK_CUDA(call)                                                                    \
-  do {                                                                                      \
-    const cudaError_t status_ = (call);                                                     \
-    if (status_ != cudaSuccess) {                                                           \
-      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(status_));          \
-      return 1;                                                                             \
-    }                                                                                       \
+#define CHECK_CUDA(call)                                                           \
+  do {                                                                             \
+    const cudaError_t status_ = (call);                                            \
+    if (status_ != cudaSuccess) {                                                  \
+      std::fprintf(stderr, "%s failed: %s\n", #call, cudaGetErrorString(status_)); \
+      return 1;                                                                    \
+    }                                                                              \
   } while (0)
 
 int main(int argc, char** argv) {
   fusetune::RuntimeOptions options;
   std::string dims = "333x1000x777";
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--db") == 0 && i + 1 < argc) options.db_path = argv[++i];
-    else dims = argv[i];
+    if (std::strcmp(argv[i], "--db") == 0 && i + 1 < argc)
+      options.db_path = argv[++i];
+    else
+      dims = argv[i];
   }
   try {
     const fusetune::ProblemShape shape =
@@ -35,7 +37,8 @@ int main(int argc, char** argv) {
     const auto m = shape.m, n = shape.n, k = shape.k;
 
     std::mt19937 random(42);
-    std::uniform_real_distribution<float> unit(0.0f, 1.0f), weight(-1.0f / std::sqrt(float(k)), 1.0f / std::sqrt(float(k)));
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f),
+        weight(-1.0f / std::sqrt(float(k)), 1.0f / std::sqrt(float(k)));
     std::vector<float> x(static_cast<size_t>(m * k)), w(static_cast<size_t>(n * k)), b(static_cast<size_t>(n)),
         out(static_cast<size_t>(m * n));
     for (auto& v : x) v = unit(random);

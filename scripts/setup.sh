@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ make python3 libboost-program-options-dev libsqlite3-dev libgtest-dev
-          nlohmann-json3-dev libxxhash-dev)
+          nlohmann-json3-dev libxxhash-dev clang-format)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -33,7 +33,8 @@ void expect_one_line_error(const CommandResult& result, int exit_code, const std
 TEST(Cli, HelpListsTheCommands) {
   const auto result = fusetune("--help");
   EXPECT_EQ(result.exit_code, 0);
-  for (const char* command : {"tune", "best", "list", "check"}) EXPECT_NE(result.output.find(command), std::string::npos);
+  for (const char* command : {"tune", "best", "list", "check"})
+    EXPECT_NE(result.output.find(command), std::string::npos);
   const auto tune_help = fusetune("tune --help");
   EXPECT_EQ(tune_help.exit_code, 0);
   EXPECT_NE(tune_help.output.find("--max-trials"), std::string::npos);

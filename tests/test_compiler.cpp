@@ -66,9 +66,11 @@ TEST(Compiler, CacheHitsOnIdenticalInputAndMissesOnChange) {
 
 TEST(Compiler, ACompileErrorIsAResultWithTheLog) {
   TemplateLibrary templates;
-  templates.add("broken.cuh", "#pragma once\nnamespace t { template <int A> __device__ void f(int) { undeclared(); } }\n");
+  templates.add("broken.cuh",
+                "#pragma once\nnamespace t { template <int A> __device__ void f(int) { undeclared(); } }\n");
   const Compiler compiler(templates, "sm_90a", "");
-  GeneratedSource source{"broken.cu", "#include \"broken.cuh\"\nextern \"C\" __global__ void fusetune_kernel() { t::f<1>(0); }\n"};
+  GeneratedSource source{"broken.cu",
+                         "#include \"broken.cuh\"\nextern \"C\" __global__ void fusetune_kernel() { t::f<1>(0); }\n"};
   const CompileOutput output = compiler.compile(source);
   EXPECT_FALSE(output.ok);
   EXPECT_FALSE(output.resources_exceeded);

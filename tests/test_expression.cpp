@@ -36,16 +36,16 @@ TEST(Expression, Precedence) {
   EXPECT_EQ(eval("2 + 3 * 4"), 14);
   EXPECT_EQ(eval("(2 + 3) * 4"), 20);
   EXPECT_EQ(eval("2 * 3 + 4 * 5"), 26);
-  EXPECT_EQ(eval("1 + 2 < 4"), 1);        // + binds tighter than <
-  EXPECT_EQ(eval("1 < 2 == 1"), 1);       // < binds tighter than ==
-  EXPECT_EQ(eval("1 || 0 && 0"), 1);      // && binds tighter than ||
+  EXPECT_EQ(eval("1 + 2 < 4"), 1);    // + binds tighter than <
+  EXPECT_EQ(eval("1 < 2 == 1"), 1);   // < binds tighter than ==
+  EXPECT_EQ(eval("1 || 0 && 0"), 1);  // && binds tighter than ||
   EXPECT_EQ(eval("(1 || 0) && 0"), 0);
   EXPECT_EQ(eval("-2 * 3"), -6);
   EXPECT_EQ(eval("-(2 + 3)"), -5);
-  EXPECT_EQ(eval("!0 + 1"), 2);           // unary ! binds tighter than +
+  EXPECT_EQ(eval("!0 + 1"), 2);  // unary ! binds tighter than +
   EXPECT_EQ(eval("!(0 + 1)"), 0);
   EXPECT_EQ(eval("2 * -3"), -6);
-  EXPECT_EQ(eval("10 % 4 * 3"), 6);       // same level, left to right
+  EXPECT_EQ(eval("10 % 4 * 3"), 6);  // same level, left to right
 }
 
 TEST(Expression, LeftAssociativity) {
@@ -149,7 +149,9 @@ TEST(Expression, DeepNestingIsAnErrorNotACrash) {
 
 TEST(Expression, UnknownIdentifierIsNamed) {
   const Expression expression = Expression::parse("tile_m + tile_q");
-  EXPECT_EQ(error_of([&] { expression.evaluate({{"tile_m", 1}}); }),
+  EXPECT_EQ(error_of([&] {
+              expression.evaluate({{"tile_m", 1}});
+            }),
             "unknown identifier 'tile_q' in 'tile_m + tile_q'");
 }
 

@@ -33,8 +33,8 @@ class KernelsGpu : public ::testing::Test {
     const FusedLinearArgs args = verifier.args();
     runtime_.run(shape, {args.x, args.w, args.bias, args.out, args.scale}, stream_.get());
     const Verdict verdict = verifier.check_output(Policy::kHighest);
-    EXPECT_TRUE(verdict.passed) << what << " " << shape.dims() << " via "
-                                << runtime_.resolve(shape).config.name << ": " << verdict.message;
+    EXPECT_TRUE(verdict.passed) << what << " " << shape.dims() << " via " << runtime_.resolve(shape).config.name << ": "
+                                << verdict.message;
     EXPECT_LE(verdict.error.relative_l2, relative_error_bound(Policy::kHighest)) << what << " " << shape.dims();
   }
 

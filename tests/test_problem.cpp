@@ -19,11 +19,16 @@ TEST(ParseDims, AcceptsWellFormedShapes) {
 }
 
 TEST(ParseDims, RejectsMalformedShapesWithTheReason) {
-  const std::pair<const char*, const char*> cases[] = {
-      {"0x8x8", "is zero"},         {"-1x8x8", "negative"},          {"axbxc", "not a whole number"},
-      {"8x8", "malformed"},         {"8x8x8x8", "more than three"}, {"99999999999999999999x1x1", "overflows"},
-      {"2000000000x1x1", "too large"}, {"", "malformed"},            {"8xx8", "is missing"},
-      {"8x8x8.5", "not a whole number"}};
+  const std::pair<const char*, const char*> cases[] = {{"0x8x8", "is zero"},
+                                                       {"-1x8x8", "negative"},
+                                                       {"axbxc", "not a whole number"},
+                                                       {"8x8", "malformed"},
+                                                       {"8x8x8x8", "more than three"},
+                                                       {"99999999999999999999x1x1", "overflows"},
+                                                       {"2000000000x1x1", "too large"},
+                                                       {"", "malformed"},
+                                                       {"8xx8", "is missing"},
+                                                       {"8x8x8.5", "not a whole number"}};
   for (const auto& [text, expected] : cases) {
     try {
       parse(text);

@@ -146,8 +146,8 @@ TEST(SearchSpace, MakeConfigNamesAndRejects) {
   EXPECT_THROW(space.make_config({{"tile_m", 2}, {"tile_n", 64}}), UsageError);  // missing
   KnobValues extra = tiny_knobs(2, 64, 4);
   extra["stages"] = 2;
-  EXPECT_THROW(space.make_config(extra), UsageError);                            // unknown
-  EXPECT_THROW(space.make_config(tiny_knobs(3, 64, 4)), UsageError);             // not a value
+  EXPECT_THROW(space.make_config(extra), UsageError);                 // unknown
+  EXPECT_THROW(space.make_config(tiny_knobs(3, 64, 4)), UsageError);  // not a value
   try {
     space.make_config(tiny_knobs(3, 64, 4));
   } catch (const UsageError& error) {
@@ -158,8 +158,9 @@ TEST(SearchSpace, MakeConfigNamesAndRejects) {
 TEST(SearchSpace, ConfigFromNameInvertsNames) {
   const SearchSpace space = SearchSpace::load(tiny_path());
   for (const KernelConfig& config : space.enumerate()) EXPECT_EQ(space.config_from_name(config.name), config);
-  for (const std::string bad : {"tiny_m2_n64", "tiny_m2_n64_u4_x1", "ffma_m2_n64_u4", "tiny_m2_q64_u4",
-                                "tiny_m2_n64_u3", "tiny_m2_n_u4", "tiny_m2_n64_u4x", "tiny_m2_n+64_u4", "tiny_m2_n 64_u4", "tiny"})
+  for (const std::string bad :
+       {"tiny_m2_n64", "tiny_m2_n64_u4_x1", "ffma_m2_n64_u4", "tiny_m2_q64_u4", "tiny_m2_n64_u3", "tiny_m2_n_u4",
+        "tiny_m2_n64_u4x", "tiny_m2_n+64_u4", "tiny_m2_n 64_u4", "tiny"})
     EXPECT_THROW(space.config_from_name(bad), UsageError) << bad;
 }
 
@@ -178,7 +179,8 @@ TEST(SearchSpace, CheckShape) {
 
 TEST(SearchSpace, LaunchGeometry) {
   const SearchSpace space = SearchSpace::load(tiny_path());
-  const LaunchGeometry geometry = space.launch_geometry(space.make_config(tiny_knobs(2, 64, 4)), ProblemShape{1000, 1000, 512});
+  const LaunchGeometry geometry =
+      space.launch_geometry(space.make_config(tiny_knobs(2, 64, 4)), ProblemShape{1000, 1000, 512});
   EXPECT_EQ(geometry.threads, 128);
   EXPECT_EQ(geometry.smem_bytes, 2 * 64 * 4 * 4);
   EXPECT_EQ(geometry.grid_x, 16);   // ceil(1000 / 64)
@@ -234,30 +236,44 @@ std::vector<Defect> defects() {
       {"missing_knobs", erase("knobs"), "missing required field 'knobs'"},
       {"missing_template_args", erase("template_args"), "missing required field 'template_args'"},
       {"missing_derived", erase("derived"), "missing required field 'derived'"},
-      {"missing_threads", [](json& d) { d["derived"].erase("threads"); }, "missing required field 'threads' in derived"},
+      {"missing_threads", [](json& d) { d["derived"].erase("threads"); },
+       "missing required field 'threads' in derived"},
       {"missing_values", [](json& d) { d["knobs"][1].erase("values"); }, "missing required field 'values' in knobs[1]"},
-      {"missing_why", [](json& d) { d["constraints"][0].erase("why"); }, "missing required field 'why' in constraints[0]"},
-      {"family_not_string", [](json& d) { d["family"] = 3; }, "field 'family' in the top level is an integer, not a string"},
-      {"knobs_not_array", [](json& d) { d["knobs"] = json::object(); }, "'knobs' must be a non-empty array, found an object"},
+      {"missing_why", [](json& d) { d["constraints"][0].erase("why"); },
+       "missing required field 'why' in constraints[0]"},
+      {"family_not_string", [](json& d) { d["family"] = 3; },
+       "field 'family' in the top level is an integer, not a string"},
+      {"knobs_not_array", [](json& d) { d["knobs"] = json::object(); },
+       "'knobs' must be a non-empty array, found an object"},
       {"knob_not_object", [](json& d) { d["knobs"][0] = "tile_m"; }, "knobs[0] is a string, not an object"},
-      {"value_string", [](json& d) { d["knobs"][0]["values"][1] = "2"; }, "knobs[0].values[1] is a string, not an integer"},
-      {"value_fraction", [](json& d) { d["knobs"][0]["values"][1] = 2.5; }, "knobs[0].values[1] is a non-integer number"},
-      {"value_too_large", [](json& d) { d["knobs"][0]["values"][1] = 1LL << 40; }, "knobs[0].values[1] is out of range"},
+      {"value_string", [](json& d) { d["knobs"][0]["values"][1] = "2"; },
+       "knobs[0].values[1] is a string, not an integer"},
+      {"value_fraction", [](json& d) { d["knobs"][0]["values"][1] = 2.5; },
+       "knobs[0].values[1] is a non-integer number"},
+      {"value_too_large", [](json& d) { d["knobs"][0]["values"][1] = 1LL << 40; },
+       "knobs[0].values[1] is out of range"},
       {"values_not_array", [](json& d) { d["knobs"][0]["values"] = 4; }, "knobs[0].values is an integer, not an array"},
       {"dtypes_not_array", [](json& d) { d["dtypes"] = "fp32"; }, "field 'dtypes' is a string, not an array"},
-      {"threads_not_string", [](json& d) { d["derived"]["threads"] = 128; }, "field 'threads' in derived is an integer"},
-      {"constraints_not_array", [](json& d) { d["constraints"] = json::object(); }, "'constraints' is an object, not an array"},
-      {"empty_values", [](json& d) { d["knobs"][2]["values"] = json::array(); }, "knobs[2] 'unroll' has an empty values list"},
+      {"threads_not_string", [](json& d) { d["derived"]["threads"] = 128; },
+       "field 'threads' in derived is an integer"},
+      {"constraints_not_array", [](json& d) { d["constraints"] = json::object(); },
+       "'constraints' is an object, not an array"},
+      {"empty_values", [](json& d) { d["knobs"][2]["values"] = json::array(); },
+       "knobs[2] 'unroll' has an empty values list"},
       {"empty_knobs", [](json& d) { d["knobs"] = json::array(); }, "found an array with no elements"},
       {"empty_dtypes", [](json& d) { d["dtypes"] = json::array(); }, "'dtypes' is empty"},
       {"duplicate_knob", [](json& d) { d["knobs"][1]["name"] = "tile_m"; }, "duplicate knob name 'tile_m' at knobs[1]"},
       {"duplicate_abbrev", [](json& d) { d["knobs"][1]["abbrev"] = "m"; }, "duplicate abbrev 'm' at knobs[1]"},
-      {"duplicate_value", [](json& d) { d["knobs"][0]["values"].push_back(4); }, "knobs[0].values[4] repeats the value 4"},
-      {"reserved_knob_name", [](json& d) { d["knobs"][0]["name"] = "k"; }, "knobs[0] name 'k' cannot be used in expressions"},
+      {"duplicate_value", [](json& d) { d["knobs"][0]["values"].push_back(4); },
+       "knobs[0].values[4] repeats the value 4"},
+      {"reserved_knob_name", [](json& d) { d["knobs"][0]["name"] = "k"; },
+       "knobs[0] name 'k' cannot be used in expressions"},
       {"bad_abbrev", [](json& d) { d["knobs"][0]["abbrev"] = "t_m"; }, "has abbrev 't_m'"},
       {"template_args_missing_knob", [](json& d) { d["template_args"].erase(2); }, "template_args lacks knob 'unroll'"},
-      {"template_args_not_knob", [](json& d) { d["template_args"][2] = "stages"; }, "template_args names 'stages', which is not a knob"},
-      {"template_args_twice", [](json& d) { d["template_args"].push_back("tile_n"); }, "template_args lists 'tile_n' twice"},
+      {"template_args_not_knob", [](json& d) { d["template_args"][2] = "stages"; },
+       "template_args names 'stages', which is not a knob"},
+      {"template_args_twice", [](json& d) { d["template_args"].push_back("tile_n"); },
+       "template_args lists 'tile_n' twice"},
       {"unknown_dtype", [](json& d) { d["dtypes"].push_back("fp8"); }, "unknown dtype 'fp8'"},
       {"unknown_policy", [](json& d) { d["policies"] = {"lowest"}; }, "unknown policy 'lowest'"},
       {"constraint_syntax", [](json& d) { d["constraints"][1]["expr"] = "tile_m <<= 2"; },
@@ -272,12 +288,16 @@ std::vector<Defect> defects() {
        "derived.threads 'min(n, 128)' refers to unknown identifier 'n'"},
       {"shape_constraint_unknown", [](json& d) { d["shape_constraints"][0]["expr"] = "q % unroll == 0"; },
        "shape_constraints[0].expr 'q % unroll == 0' refers to unknown identifier 'q'"},
-      {"unknown_top_field", [](json& d) { d["constraint"] = json::array(); }, "unknown field 'constraint' in the top level"},
+      {"unknown_top_field", [](json& d) { d["constraint"] = json::array(); },
+       "unknown field 'constraint' in the top level"},
       {"unknown_knob_field", [](json& d) { d["knobs"][0]["value"] = {1}; }, "unknown field 'value' in knobs[0]"},
       {"unknown_derived_field", [](json& d) { d["derived"]["grid_w"] = "1"; }, "unknown field 'grid_w' in derived"},
-      {"unknown_constraint_field", [](json& d) { d["constraints"][0]["reason"] = "x"; }, "unknown field 'reason' in constraints[0]"},
-      {"template_not_header", [](json& d) { d["template"] = "ffma_gemm.cu"; }, "template 'ffma_gemm.cu' is not a header file name"},
-      {"entry_not_name", [](json& d) { d["entry"] = "fused linear"; }, "entry 'fused linear' is not a qualified C++ name"},
+      {"unknown_constraint_field", [](json& d) { d["constraints"][0]["reason"] = "x"; },
+       "unknown field 'reason' in constraints[0]"},
+      {"template_not_header", [](json& d) { d["template"] = "ffma_gemm.cu"; },
+       "template 'ffma_gemm.cu' is not a header file name"},
+      {"entry_not_name", [](json& d) { d["entry"] = "fused linear"; },
+       "entry 'fused linear' is not a qualified C++ name"},
       {"top_level_array", [](json& d) { d = json::array({d}); }, "the top level is an array, not an object"},
   };
 }

@@ -31,9 +31,7 @@ std::optional<std::string> gpu_unavailable_reason() {
   return std::nullopt;
 }
 
-std::string source_path(const std::string& relative) {
-  return std::string(FUSETUNE_SOURCE_DIR) + "/" + relative;
-}
+std::string source_path(const std::string& relative) { return std::string(FUSETUNE_SOURCE_DIR) + "/" + relative; }
 
 std::string cli_path() { return FUSETUNE_CLI_PATH; }
 

@@ -39,8 +39,7 @@ std::string cli_path();
 
 }  // namespace fusetune::testing
 
-#define FUSETUNE_SKIP_WITHOUT_GPU()                                          \
-  do {                                                                       \
-    if (auto reason = ::fusetune::testing::gpu_unavailable_reason())         \
-      GTEST_SKIP() << "needs a CUDA GPU: " << *reason;                       \
+#define FUSETUNE_SKIP_WITHOUT_GPU()                                                                                   \
+  do {                                                                                                                \
+    if (auto reason = ::fusetune::testing::gpu_unavailable_reason()) GTEST_SKIP() << "needs a CUDA GPU: " << *reason; \
   } while (0)

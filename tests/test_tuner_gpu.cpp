@@ -1,9 +1,9 @@
 // The tuner end to end on the GPU: a variant that faults the GPU and one that hangs are
 // recorded with their status while the run goes on; a run killed with SIGKILL resumes and
 // loses no completed trial; a re-run skips what is measured unless --retune.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,8 +72,9 @@ TEST(TunerGpu, AKilledRunResumesWithEveryCompletedTrialKept) {
   TempDir dir;
   const ProblemShape shape{256, 256, 256};
   const std::string db = dir.file("resume.db");
-  const std::vector<std::string> args = {cli_path(), "tune", "--quiet", "--shape", "256x256x256", "--db", db,
-                                         "--cache-dir", dir.file("cache"), "--seed", "5"};
+  const std::vector<std::string> args = {cli_path(),        "tune",   "--quiet", "--shape",
+                                         "256x256x256",     "--db",   db,        "--cache-dir",
+                                         dir.file("cache"), "--seed", "5"};
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {

@@ -34,17 +34,11 @@ namespace {
 
 using testing::TempDir;
 
-DeviceFingerprint h100() {
-  return DeviceFingerprint{"NVIDIA H100 80GB HBM3", 9, 0, 132, 52428800, 13000, "13.0"};
-}
+DeviceFingerprint h100() { return DeviceFingerprint{"NVIDIA H100 80GB HBM3", 9, 0, 132, 52428800, 13000, "13.0"}; }
 
-DeviceFingerprint a100() {
-  return DeviceFingerprint{"NVIDIA A100-SXM4-80GB", 8, 0, 108, 41943040, 13000, "13.0"};
-}
+DeviceFingerprint a100() { return DeviceFingerprint{"NVIDIA A100-SXM4-80GB", 8, 0, 108, 41943040, 13000, "13.0"}; }
 
-ProblemShape headline_highest() {
-  return ProblemShape{1024, 8192, 8192, Dtype::kFloat32, Policy::kHighest};
-}
+ProblemShape headline_highest() { return ProblemShape{1024, 8192, 8192, Dtype::kFloat32, Policy::kHighest}; }
 
 KernelConfig ffma_config(const std::string& name) {
   return KernelConfig{"ffma", name, KnobValues{{"tile_m", 128}, {"tile_n", 64}, {"stages", 3}}};
@@ -68,8 +62,7 @@ TrialResult ok_trial(const std::string& name, double median_ms, double rel_error
 }
 
 /// A trial that failed before running: no timing, no error statistics.
-TrialResult failed_trial(const std::string& name, TrialStatus status,
-                         const ProblemShape& shape = headline_highest()) {
+TrialResult failed_trial(const std::string& name, TrialStatus status, const ProblemShape& shape = headline_highest()) {
   TrialResult trial;
   trial.shape = shape;
   trial.config = ffma_config(name);
@@ -95,8 +88,7 @@ void write_file(const std::string& path, const std::string& bytes) {
 /// Runs SQL on a file through the sqlite3 C API directly, as another program would.
 void raw_sql(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr),
-            SQLITE_OK);
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr), SQLITE_OK);
   char* error = nullptr;
   const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
   const std::string message = error != nullptr ? error : "";
@@ -109,8 +101,7 @@ std::int64_t raw_query_int(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
   EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
   sqlite3_stmt* statement = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr), SQLITE_OK)
-      << sqlite3_errmsg(db);
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
   std::int64_t value = -1;
   if (sqlite3_step(statement) == SQLITE_ROW) value = sqlite3_column_int64(statement, 0);
   sqlite3_finalize(statement);
@@ -144,8 +135,7 @@ class TuningDbTest : public ::testing::Test {
   TuningDb open_with_run() {
     TuningDb db = TuningDb::open(path_);
     device_id_ = db.upsert_device(h100());
-    run_id_ =
-        db.begin_run(device_id_, RunInfo{"0.1.0", "fusetune tune --dims 1024x8192x8192", "sshash"});
+    run_id_ = db.begin_run(device_id_, RunInfo{"0.1.0", "fusetune tune --dims 1024x8192x8192", "sshash"});
     return db;
   }
 
@@ -172,9 +162,7 @@ TEST_F(TuningDbTest, CreatesCurrentSchemaInWalModeWithApplicationId) {
   EXPECT_EQ(raw_query_int(path_, "PRAGMA application_id"), 0x46545544);
   EXPECT_EQ(raw_query_int(path_, "PRAGMA user_version"), TuningDb::current_schema_version());
   // WAL is persistent: the file header says so after the connection closed.
-  EXPECT_EQ(
-      raw_query_int(path_, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"),
-      1);
+  EXPECT_EQ(raw_query_int(path_, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
   EXPECT_EQ(raw_query_int(path_,
                           "SELECT count(*) FROM pragma_table_list WHERE schema = 'main' AND "
                           "name IN ('device', 'run', 'trial', 'baseline', 'best') AND strict = 1"),
@@ -266,10 +254,8 @@ TEST_F(TuningDbTest, RecordTrialRejectsInconsistentRows) {
 
 TEST_F(TuningDbTest, RecordTrialWithSameKeyReplacesIt) {
   TuningDb db = open_with_run();
-  const auto first =
-      db.record_trial(run_id_, device_id_, failed_trial("ffma_a", TrialStatus::kTimeout));
-  const auto second_run =
-      db.begin_run(device_id_, RunInfo{"0.1.0", "fusetune tune --retune", "sshash"});
+  const auto first = db.record_trial(run_id_, device_id_, failed_trial("ffma_a", TrialStatus::kTimeout));
+  const auto second_run = db.begin_run(device_id_, RunInfo{"0.1.0", "fusetune tune --retune", "sshash"});
   const auto replaced = db.record_trial(second_run, device_id_, ok_trial("ffma_a", 3.0));
   EXPECT_EQ(replaced, first);
   auto stored = db.trials(h100().key(), headline_highest());
@@ -335,10 +321,9 @@ TEST_F(TuningDbTest, TrialsListFastestOkFirstThenFailuresGroupedByStatus) {
   db.record_trial(run_id_, other_device, ok_trial("ffma_a100", 0.5));
 
   std::vector<std::string> names;
-  for (const auto& stored : db.trials(h100().key(), headline_highest()))
-    names.push_back(stored.result.config.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"ffma_fast", "ffma_mid", "ffma_slow", "ffma_x2",
-                                             "ffma_x4", "ffma_x1", "ffma_x3"}));
+  for (const auto& stored : db.trials(h100().key(), headline_highest())) names.push_back(stored.result.config.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"ffma_fast", "ffma_mid", "ffma_slow", "ffma_x2", "ffma_x4", "ffma_x1",
+                                             "ffma_x3"}));
 
   // "" means any device: the A100 trial is fastest of all.
   const auto everywhere = db.trials("", headline_highest());
@@ -352,8 +337,7 @@ TEST_F(TuningDbTest, UpdateBestPicksFastestOkWithinErrorBound) {
   TuningDb db = open_with_run();
   const ProblemShape shape = headline_highest();  // bound 2e-6
   db.record_trial(run_id_, device_id_, ok_trial("ffma_accurate_slow", 3.0, 1e-7));
-  const auto expected =
-      db.record_trial(run_id_, device_id_, ok_trial("ffma_accurate", 2.0, 1.9e-6));
+  const auto expected = db.record_trial(run_id_, device_id_, ok_trial("ffma_accurate", 2.0, 1.9e-6));
   db.record_trial(run_id_, device_id_, ok_trial("ffma_too_inexact", 1.0, 8.4e-6));
   db.record_trial(run_id_, device_id_, failed_trial("ffma_faulted", TrialStatus::kDeviceFault));
 
@@ -371,8 +355,7 @@ TEST_F(TuningDbTest, UpdateBestPicksFastestOkWithinErrorBound) {
   // The same error passes the looser bound of the high policy.
   ProblemShape high = shape;
   high.policy = Policy::kHigh;  // bound 5e-4
-  const auto tf32 =
-      db.record_trial(run_id_, device_id_, ok_trial("ffma_too_inexact", 1.0, 8.4e-6, high));
+  const auto tf32 = db.record_trial(run_id_, device_id_, ok_trial("ffma_too_inexact", 1.0, 8.4e-6, high));
   EXPECT_EQ(db.update_best(device_id_, high)->id, tf32);
 }
 
@@ -405,9 +388,8 @@ TEST_F(TuningDbTest, BestsListsEveryTunedShapeOfTheDevice) {
   for (std::int64_t m : {4096, 128, 1024})
     shapes.push_back(ProblemShape{m, 8192, 8192, Dtype::kFloat32, Policy::kHighest});
   for (const auto& shape : shapes) {
-    db.record_trial(
-        run_id_, device_id_,
-        ok_trial("ffma_m" + std::to_string(shape.m), 0.001 * double(shape.m), 1e-7, shape));
+    db.record_trial(run_id_, device_id_,
+                    ok_trial("ffma_m" + std::to_string(shape.m), 0.001 * double(shape.m), 1e-7, shape));
     ASSERT_TRUE(db.update_best(device_id_, shape).has_value());
   }
   const ProblemShape half{1024, 8192, 8192, Dtype::kBFloat16, Policy::kHalf};
@@ -435,16 +417,16 @@ TEST_F(TuningDbTest, BaselinesRoundTripAndLatestWins) {
   TuningDb db = open_with_run();
   const ProblemShape shape = headline_highest();
   EXPECT_FALSE(db.latest_baseline(h100().key(), shape, "cublas_sgemm+epilogue").has_value());
-  db.record_baseline(run_id_, device_id_, shape,
-                     BaselineResult{"cublas_sgemm+epilogue", TimingStats{2.8, 2.7, 2.9, 25},
-                                    ErrorStats{7e-7, 2e-5, 0, 0}});
+  db.record_baseline(
+      run_id_, device_id_, shape,
+      BaselineResult{"cublas_sgemm+epilogue", TimingStats{2.8, 2.7, 2.9, 25}, ErrorStats{7e-7, 2e-5, 0, 0}});
   const auto later_run = db.begin_run(device_id_, RunInfo{"0.1.0", "fusetune tune", "sshash"});
   const BaselineResult latest{"cublas_sgemm+epilogue", TimingStats{2.669, 2.6, 2.75, 40},
                               ErrorStats{6.9e-7, 1.9e-5, 3, 1}};
   db.record_baseline(later_run, device_id_, shape, latest);
-  db.record_baseline(later_run, device_id_, shape,
-                     BaselineResult{"cublas_tf32+epilogue", TimingStats{0.33, 0.32, 0.34, 40},
-                                    ErrorStats{1.3e-4, 1e-3, 0, 0}});
+  db.record_baseline(
+      later_run, device_id_, shape,
+      BaselineResult{"cublas_tf32+epilogue", TimingStats{0.33, 0.32, 0.34, 40}, ErrorStats{1.3e-4, 1e-3, 0, 0}});
 
   const auto back = db.latest_baseline(h100().key(), shape, "cublas_sgemm+epilogue");
   ASSERT_TRUE(back.has_value());
@@ -576,9 +558,8 @@ TEST_F(TuningDbTest, TwoProcessesWriteAtOnce) {
         char byte = 0;
         (void)!read(start[0], &byte, 1);  // returns at EOF, when the parent closes its end
         for (int i = 0; i < kTrialsPerChild; ++i) {
-          db.record_trial(
-              run_id, device_id,
-              ok_trial("ffma_c" + std::to_string(child) + "_" + std::to_string(i), 1.0 + i * 0.01));
+          db.record_trial(run_id, device_id,
+                          ok_trial("ffma_c" + std::to_string(child) + "_" + std::to_string(i), 1.0 + i * 0.01));
         }
       } catch (const std::exception& error) {
         std::fprintf(stderr, "child %d: %s\n", child, error.what());
@@ -625,8 +606,7 @@ TEST_F(TuningDbTest, TrialsSurviveSigkillOfTheWriter) {
 
 /// Expects both open() and open_read_only() to throw DataError whose one-line message names
 /// `path` and contains `reason`, leaving the bytes at `path` as they were (or absent).
-void expect_refused(const std::string& path, const std::string& reason,
-                    bool also_read_only = true) {
+void expect_refused(const std::string& path, const std::string& reason, bool also_read_only = true) {
   const auto before = file_bytes(path);
   std::vector<std::function<void()>> opens = {[&] { TuningDb::open(path); }};
   if (also_read_only) opens.push_back([&] { TuningDb::open_read_only(path); });
@@ -687,16 +667,14 @@ TEST_F(TuningDbTest, RefusesNewerSchemaVersion) {
 
 TEST_F(TuningDbTest, RefusesMissingFileWithoutCreate) {
   const std::string missing = dir_.file("missing.db");
-  for (const auto& open :
-       std::vector<std::function<void()>>{[&] { TuningDb::open(missing, /*create=*/false); },
-                                          [&] { TuningDb::open_read_only(missing); }}) {
+  for (const auto& open : std::vector<std::function<void()>>{[&] { TuningDb::open(missing, /*create=*/false); },
+                                                             [&] { TuningDb::open_read_only(missing); }}) {
     try {
       open();
       ADD_FAILURE() << "no DataError";
     } catch (const DataError& error) {
       EXPECT_NE(std::string(error.what()).find(missing), std::string::npos) << error.what();
-      EXPECT_NE(std::string(error.what()).find("does not exist"), std::string::npos)
-          << error.what();
+      EXPECT_NE(std::string(error.what()).find("does not exist"), std::string::npos) << error.what();
     }
     EXPECT_FALSE(std::filesystem::exists(missing));
   }

@@ -56,11 +56,10 @@ TEST(WorkerProcess, AFreshWorkerServesAfterADeath) {
   TempDir dir;
   // The first instance dies on its first request; later instances answer.
   const std::string marker = dir.file("died-once");
-  WorkerProcess worker(
-      script(dir, "flaky.sh",
-             "if [ ! -e " + marker + " ]; then touch " + marker +
-                 "; read line; exit 3; fi\nwhile read line; do echo '{\"ok\":true}'; done"),
-      0);
+  WorkerProcess worker(script(dir, "flaky.sh",
+                              "if [ ! -e " + marker + " ]; then touch " + marker +
+                                  "; read line; exit 3; fi\nwhile read line; do echo '{\"ok\":true}'; done"),
+                       0);
   EXPECT_FALSE(worker.request({{"op", "trial"}}, 10).has_value());
   EXPECT_EQ(worker.failure(), WorkerProcess::Failure::kDied);
   EXPECT_NE(worker.failure_detail().find("code 3"), std::string::npos);

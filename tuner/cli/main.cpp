@@ -46,8 +46,8 @@ void print_trial_row(int rank, const StoredTrial& stored, const std::optional<Ba
 }
 
 void print_table_header() {
-  std::printf("%4s  %-44s %9s %8s %9s %10s %10s  %s\n", "rank", "config", "median_ms", "TFLOP/s", "%cuBLAS",
-              "rel_err", "max_abs", "status");
+  std::printf("%4s  %-44s %9s %8s %9s %10s %10s  %s\n", "rank", "config", "median_ms", "TFLOP/s", "%cuBLAS", "rel_err",
+              "max_abs", "status");
 }
 
 int run_tune(TuneCommand command) {
@@ -93,14 +93,16 @@ int run_query(const QueryCommand& command) {
   const auto trials = db.trials("", command.shape);
   if (trials.empty()) {
     std::printf("no trials for %s %s/%s in %s; run `fusetune tune --shape %s` first\n", command.shape.dims().c_str(),
-                std::string(to_string(command.shape.dtype)).c_str(), std::string(to_string(command.shape.policy)).c_str(),
-                command.db_path.c_str(), command.shape.dims().c_str());
+                std::string(to_string(command.shape.dtype)).c_str(),
+                std::string(to_string(command.shape.policy)).c_str(), command.db_path.c_str(),
+                command.shape.dims().c_str());
     return 1;
   }
   // Trials of several devices may be stored; each device gets its own table.
   std::vector<std::string> devices;
   for (const auto& trial : trials)
-    if (std::find(devices.begin(), devices.end(), trial.device_key) == devices.end()) devices.push_back(trial.device_key);
+    if (std::find(devices.begin(), devices.end(), trial.device_key) == devices.end())
+      devices.push_back(trial.device_key);
   for (const auto& device : devices) {
     const auto baseline = db.latest_baseline(device, command.shape, "cublas_sgemm+epilogue");
     std::printf("device %s\n", device.c_str());
@@ -154,17 +156,19 @@ int run_check(const CheckCommand& command) {
     if (!output.ok) {
       (output.resources_exceeded ? exceeded : failed)++;
       std::fprintf(stderr, "\n%s: %s\n%s\n", configs[i].name.c_str(),
-                   output.resources_exceeded ? "resources exceeded" : "compile failed", output.log.substr(0, 1500).c_str());
+                   output.resources_exceeded ? "resources exceeded" : "compile failed",
+                   output.log.substr(0, 1500).c_str());
     } else if (output.spill_bytes > 0) {
       ++spilling;
     }
     progress.advance(output.ok);
   }
   progress.finish();
-  std::printf("%zu variants: %zu compiled, %d failed, %d over resource limits, %d spill registers; "
-              "compile time mean %.0f ms, max %.0f ms per variant\n",
-              configs.size(), configs.size() - failed - exceeded, failed, exceeded, spilling,
-              configs.empty() ? 0.0 : total_ms / configs.size(), max_ms);
+  std::printf(
+      "%zu variants: %zu compiled, %d failed, %d over resource limits, %d spill registers; "
+      "compile time mean %.0f ms, max %.0f ms per variant\n",
+      configs.size(), configs.size() - failed - exceeded, failed, exceeded, spilling,
+      configs.empty() ? 0.0 : total_ms / configs.size(), max_ms);
   return failed > 0 ? 1 : 0;
 }
 

@@ -30,10 +30,10 @@ struct ProblemArgs {
   std::string dtype = "fp32";
   std::string policy = "highest";
   void add_to(po::options_description& description) {
-    description.add_options()
-      ("shape", po::value(&shape)->default_value(shape), "problem MxNxK (M batch, N out features, K in features)")
-      ("dtype", po::value(&dtype)->default_value(dtype), "element type: fp32, bf16, fp16")
-      ("policy", po::value(&policy)->default_value(policy), "precision policy: highest, high, half");
+    description.add_options()("shape", po::value(&shape)->default_value(shape),
+                              "problem MxNxK (M batch, N out features, K in features)")(
+        "dtype", po::value(&dtype)->default_value(dtype), "element type: fp32, bf16, fp16")(
+        "policy", po::value(&policy)->default_value(policy), "precision policy: highest, high, half");
   }
   ProblemShape parse() const {
     const auto parsed_dtype = parse_dtype(dtype);
@@ -86,22 +86,24 @@ Command parse_command_line(int argc, const char* const argv[]) {
     problem.add_to(description);
     o.db_path = default_db_path();
     bool quiet = false;
-    description.add_options()
-      ("space", po::value(&o.search_space)->default_value(o.search_space), "search space: family name or .json path")
-      ("db", po::value(&o.db_path)->default_value(o.db_path), "SQLite database ($FUSETUNE_DB overrides the default)")
-      ("device", po::value(&o.device)->default_value(o.device), "CUDA device ordinal")
-      ("max-trials", po::value(&o.max_trials)->default_value(0), "budget: configs to measure (0 = all)")
-      ("max-minutes", po::value(&o.max_minutes)->default_value(0.0), "budget: minutes of tuning (0 = no limit)")
-      ("strategy", po::value(&o.strategy)->default_value(o.strategy), "exhaustive or random")
-      ("seed", po::value(&o.seed)->default_value(0), "seed of inputs and random order (0 = from the clock)")
-      ("retune", po::bool_switch(&o.retune), "re-measure configs already in the database")
-      ("cache-dir", po::value(&o.cache_dir), "compiled-kernel cache (default $FUSETUNE_CACHE_DIR or ~/.cache/fusetune)")
-      ("template-dir", po::value(&o.template_dir), "extra kernel templates (*.cuh) to include")
-      ("compile-threads", po::value(&o.compile_threads)->default_value(0), "parallel NVRTC compilations (0 = cores)")
-      ("trial-timeout", po::value(&o.trial_timeout_s)->default_value(o.trial_timeout_s), "seconds before a kernel is a timeout")
-      ("finalists", po::value(&o.finalists)->default_value(o.finalists), "configs re-measured against the baseline")
-      ("top", po::value(&tune.top)->default_value(tune.top), "rows in the summary table")
-      ("quiet", po::bool_switch(&quiet), "no progress bar");
+    description.add_options()("space", po::value(&o.search_space)->default_value(o.search_space),
+                              "search space: family name or .json path")(
+        "db", po::value(&o.db_path)->default_value(o.db_path), "SQLite database ($FUSETUNE_DB overrides the default)")(
+        "device", po::value(&o.device)->default_value(o.device), "CUDA device ordinal")(
+        "max-trials", po::value(&o.max_trials)->default_value(0), "budget: configs to measure (0 = all)")(
+        "max-minutes", po::value(&o.max_minutes)->default_value(0.0), "budget: minutes of tuning (0 = no limit)")(
+        "strategy", po::value(&o.strategy)->default_value(o.strategy), "exhaustive or random")(
+        "seed", po::value(&o.seed)->default_value(0), "seed of inputs and random order (0 = from the clock)")(
+        "retune", po::bool_switch(&o.retune), "re-measure configs already in the database")(
+        "cache-dir", po::value(&o.cache_dir),
+        "compiled-kernel cache (default $FUSETUNE_CACHE_DIR or ~/.cache/fusetune)")(
+        "template-dir", po::value(&o.template_dir), "extra kernel templates (*.cuh) to include")(
+        "compile-threads", po::value(&o.compile_threads)->default_value(0), "parallel NVRTC compilations (0 = cores)")(
+        "trial-timeout", po::value(&o.trial_timeout_s)->default_value(o.trial_timeout_s),
+        "seconds before a kernel is a timeout")("finalists", po::value(&o.finalists)->default_value(o.finalists),
+                                                "configs re-measured against the baseline")(
+        "top", po::value(&tune.top)->default_value(tune.top), "rows in the summary table")(
+        "quiet", po::bool_switch(&quiet), "no progress bar");
     if (!parse_options(command, description, args, help)) return HelpRequest{help};
     o.shape = problem.parse();
     o.progress = !quiet;
@@ -123,9 +125,10 @@ Command parse_command_line(int argc, const char* const argv[]) {
     ProblemArgs problem;
     po::options_description description(command + " options");
     problem.add_to(description);
-    description.add_options()
-      ("db", po::value(&query.db_path)->default_value(query.db_path), "SQLite database");
-    if (query.list) description.add_options()("limit", po::value(&query.limit)->default_value(query.limit), "rows to print (0 = all)");
+    description.add_options()("db", po::value(&query.db_path)->default_value(query.db_path), "SQLite database");
+    if (query.list)
+      description.add_options()("limit", po::value(&query.limit)->default_value(query.limit),
+                                "rows to print (0 = all)");
     if (!parse_options(command, description, args, help)) return HelpRequest{help};
     query.shape = problem.parse();
     if (query.limit < 0) throw UsageError("--limit must be 0 (all) or positive");
@@ -134,13 +137,13 @@ Command parse_command_line(int argc, const char* const argv[]) {
   if (command == "check") {
     CheckCommand check;
     po::options_description description("check options");
-    description.add_options()
-      ("space", po::value(&check.search_space)->default_value(check.search_space), "search space: family name or .json path")
-      ("arch", po::value(&check.arch)->default_value(check.arch), "NVRTC target, e.g. sm_90a")
-      ("template-dir", po::value(&check.template_dir), "extra kernel templates (*.cuh) to include")
-      ("cache-dir", po::value(&check.cache_dir), "keep the cubins in this cache (default: none, compile everything)")
-      ("compile-threads", po::value(&check.compile_threads)->default_value(0), "parallel NVRTC compilations (0 = cores)")
-      ("quiet", po::bool_switch(&check.quiet), "no progress bar");
+    description.add_options()("space", po::value(&check.search_space)->default_value(check.search_space),
+                              "search space: family name or .json path")(
+        "arch", po::value(&check.arch)->default_value(check.arch), "NVRTC target, e.g. sm_90a")(
+        "template-dir", po::value(&check.template_dir), "extra kernel templates (*.cuh) to include")(
+        "cache-dir", po::value(&check.cache_dir), "keep the cubins in this cache (default: none, compile everything)")(
+        "compile-threads", po::value(&check.compile_threads)->default_value(0),
+        "parallel NVRTC compilations (0 = cores)")("quiet", po::bool_switch(&check.quiet), "no progress bar");
     if (!parse_options(command, description, args, help)) return HelpRequest{help};
     if (check.arch.rfind("sm_", 0) != 0) throw UsageError("--arch '" + check.arch + "' is not an sm_XY target");
     if (check.compile_threads < 0) throw UsageError("--compile-threads must be 0 (cores) or positive");

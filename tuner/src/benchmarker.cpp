@@ -8,7 +8,9 @@
 namespace fusetune {
 
 Benchmarker::Benchmarker(std::size_t l2_bytes, cudaStream_t stream)
-    : stream_(stream), flush_(2 * std::max<std::size_t>(l2_bytes, 1 << 20)), start_(make_event()),
+    : stream_(stream),
+      flush_(2 * std::max<std::size_t>(l2_bytes, 1 << 20)),
+      start_(make_event()),
       stop_(make_event()) {}
 
 double Benchmarker::sample(const std::function<cudaError_t(cudaStream_t)>& launch) {
@@ -34,8 +36,7 @@ TimingStats Benchmarker::summarize(std::vector<double> samples_ms) {
   return stats;
 }
 
-TimingStats Benchmarker::time(const std::function<cudaError_t(cudaStream_t)>& launch,
-                              const BenchmarkOptions& options) {
+TimingStats Benchmarker::time(const std::function<cudaError_t(cudaStream_t)>& launch, const BenchmarkOptions& options) {
   // Warm-up: module load, clocks ramping up, instruction cache.
   const auto warm_start = std::chrono::steady_clock::now();
   for (int run = 0;; ++run) {

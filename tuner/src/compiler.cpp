@@ -65,8 +65,7 @@ void parse_resource_usage(CompileOutput& output) {
   static const std::regex spills(R"((\d+) bytes spill stores, (\d+) bytes spill loads)");
   std::smatch match;
   if (std::regex_search(output.log, match, registers)) output.registers = std::stoi(match[1]);
-  if (std::regex_search(output.log, match, spills))
-    output.spill_bytes = std::stoi(match[1]) + std::stoi(match[2]);
+  if (std::regex_search(output.log, match, spills)) output.spill_bytes = std::stoi(match[1]) + std::stoi(match[2]);
 }
 
 }  // namespace
@@ -132,8 +131,7 @@ CompileOutput Compiler::compile(const GeneratedSource& source) const {
   output.log.resize(log_size);
   if (log_size > 0) FUSETUNE_NVRTC_CHECK(nvrtcGetProgramLog(program.get(), output.log.data()));
   while (!output.log.empty() && output.log.back() == '\0') output.log.pop_back();
-  output.compile_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  output.compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 
   if (result == NVRTC_ERROR_COMPILATION) {
     output.resources_exceeded = output.log.find("too much shared data") != std::string::npos ||

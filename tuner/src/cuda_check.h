@@ -16,8 +16,7 @@ namespace fusetune::detail {
 
 inline void check_cuda(cudaError_t status, const char* call, const char* file, int line) {
   if (status != cudaSuccess)
-    throw_cuda_error(call, std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status),
-                     file, line);
+    throw_cuda_error(call, std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status), file, line);
 }
 inline void check_nvrtc(nvrtcResult status, const char* call, const char* file, int line) {
   if (status != NVRTC_SUCCESS) throw_cuda_error(call, nvrtcGetErrorString(status), file, line);

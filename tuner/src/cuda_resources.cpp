@@ -58,8 +58,8 @@ DeviceInfo query_device(int ordinal) {
                     "; run on a machine with an NVIDIA GPU and driver (`fusetune check` needs none)");
   FUSETUNE_CUDA_CHECK(status);
   if (ordinal < 0 || ordinal >= count)
-    throw CudaError("device " + std::to_string(ordinal) + " does not exist; this machine has " +
-                    std::to_string(count) + " (use --device 0.." + std::to_string(count - 1) + ")");
+    throw CudaError("device " + std::to_string(ordinal) + " does not exist; this machine has " + std::to_string(count) +
+                    " (use --device 0.." + std::to_string(count - 1) + ")");
   FUSETUNE_CUDA_CHECK(cudaSetDevice(ordinal));
   cudaDeviceProp props{};
   FUSETUNE_CUDA_CHECK(cudaGetDeviceProperties(&props, ordinal));

@@ -61,7 +61,9 @@ class DeviceBuffer {
   ~DeviceBuffer();
   void* get() const { return data_; }
   template <typename T>
-  T* as() const { return static_cast<T*>(data_); }
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
   std::size_t bytes() const { return bytes_; }
 
  private:

@@ -47,7 +47,11 @@ class Expression::Parser {
     }
   }
   std::string describe_next() const {
-    return pos_ < text_.size() ? "'" + std::string(1, text_[pos_]) + "'" : "the end";
+    if (pos_ >= text_.size()) return "the end";
+    std::string quoted = "'";  // built piecewise: GCC 12 warns falsely (-Wrestrict) on a + b + c here
+    quoted += text_[pos_];
+    quoted += '\'';
+    return quoted;
   }
 
   int add(Node node) {
@@ -69,46 +73,65 @@ class Expression::Parser {
   int parse_equality() {
     int lhs = parse_relational();
     for (;;) {
-      if (accept("==")) lhs = binary(Op::kEqual, lhs, parse_relational());
-      else if (accept("!=")) lhs = binary(Op::kNotEqual, lhs, parse_relational());
-      else return lhs;
+      if (accept("=="))
+        lhs = binary(Op::kEqual, lhs, parse_relational());
+      else if (accept("!="))
+        lhs = binary(Op::kNotEqual, lhs, parse_relational());
+      else
+        return lhs;
     }
   }
   int parse_relational() {
     int lhs = parse_additive();
     for (;;) {
-      if (accept("<=")) lhs = binary(Op::kLessEqual, lhs, parse_additive());
-      else if (accept(">=")) lhs = binary(Op::kGreaterEqual, lhs, parse_additive());
-      else if (accept("<")) lhs = binary(Op::kLess, lhs, parse_additive());
-      else if (accept(">")) lhs = binary(Op::kGreater, lhs, parse_additive());
-      else return lhs;
+      if (accept("<="))
+        lhs = binary(Op::kLessEqual, lhs, parse_additive());
+      else if (accept(">="))
+        lhs = binary(Op::kGreaterEqual, lhs, parse_additive());
+      else if (accept("<"))
+        lhs = binary(Op::kLess, lhs, parse_additive());
+      else if (accept(">"))
+        lhs = binary(Op::kGreater, lhs, parse_additive());
+      else
+        return lhs;
     }
   }
   int parse_additive() {
     int lhs = parse_multiplicative();
     for (;;) {
-      if (accept("+")) lhs = binary(Op::kAdd, lhs, parse_multiplicative());
-      else if (accept("-")) lhs = binary(Op::kSubtract, lhs, parse_multiplicative());
-      else return lhs;
+      if (accept("+"))
+        lhs = binary(Op::kAdd, lhs, parse_multiplicative());
+      else if (accept("-"))
+        lhs = binary(Op::kSubtract, lhs, parse_multiplicative());
+      else
+        return lhs;
     }
   }
   int parse_multiplicative() {
     int lhs = parse_unary();
     for (;;) {
-      if (accept("*")) lhs = binary(Op::kMultiply, lhs, parse_unary());
-      else if (accept("/")) lhs = binary(Op::kDivide, lhs, parse_unary());
-      else if (accept("%")) lhs = binary(Op::kModulo, lhs, parse_unary());
-      else return lhs;
+      if (accept("*"))
+        lhs = binary(Op::kMultiply, lhs, parse_unary());
+      else if (accept("/"))
+        lhs = binary(Op::kDivide, lhs, parse_unary());
+      else if (accept("%"))
+        lhs = binary(Op::kModulo, lhs, parse_unary());
+      else
+        return lhs;
     }
   }
   int parse_unary() {
     skip_space();
     // "!=" never starts an operand, so a '!' here is logical not.
     Op op;
-    if (accept("-")) op = Op::kNegate;
-    else if (accept("+")) op = Op::kPlus;
-    else if (accept("!")) op = Op::kNot;
-    else return parse_primary();
+    if (accept("-"))
+      op = Op::kNegate;
+    else if (accept("+"))
+      op = Op::kPlus;
+    else if (accept("!"))
+      op = Op::kNot;
+    else
+      return parse_primary();
     DepthGuard guard(*this);
     return add(Node{op, 0, {}, parse_unary(), -1});
   }
@@ -135,22 +158,25 @@ class Expression::Parser {
     const char* last = text_.data() + pos_;
     const auto [end, error] = std::from_chars(first, last, value);
     if (error == std::errc::result_out_of_range) fail_at(start, "integer literal out of int64 range");
-    if (error != std::errc() || end != last) fail_at(start, "malformed integer literal '" + std::string(first, last) + "'");
+    if (error != std::errc() || end != last)
+      fail_at(start, "malformed integer literal '" + std::string(first, last) + "'");
     return add(Node{Op::kLiteral, value, {}, -1, -1});
   }
   int parse_name() {
     const std::size_t start = pos_;
-    while (pos_ < text_.size() &&
-           (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_'))
-      ++pos_;
+    while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_')) ++pos_;
     std::string name = text_.substr(start, pos_ - start);
     skip_space();
     if (pos_ < text_.size() && text_[pos_] == '(') {
       Op op;
-      if (name == "min") op = Op::kMin;
-      else if (name == "max") op = Op::kMax;
-      else if (name == "ceil_div") op = Op::kCeilDiv;
-      else fail_at(start, "unknown function '" + name + "' (known: min, max, ceil_div)");
+      if (name == "min")
+        op = Op::kMin;
+      else if (name == "max")
+        op = Op::kMax;
+      else if (name == "ceil_div")
+        op = Op::kCeilDiv;
+      else
+        fail_at(start, "unknown function '" + name + "' (known: min, max, ceil_div)");
       ++pos_;
       DepthGuard guard(*this);
       const int lhs = parse_or();
@@ -216,7 +242,8 @@ std::int64_t Expression::evaluate_node(int index, const Lookup& lookup) const {
   // `overflowed` is the return value of a __builtin_*_overflow that wrote `result`.
   const auto checked = [&](bool overflowed) { return overflowed ? fail("int64 overflow") : result; };
   switch (node.op) {
-    case Op::kLiteral: return node.value;
+    case Op::kLiteral:
+      return node.value;
     case Op::kIdentifier: {
       const auto value = lookup(node.name);
       return value ? *value : fail("unknown identifier '" + node.name + "'");
@@ -225,19 +252,27 @@ std::int64_t Expression::evaluate_node(int index, const Lookup& lookup) const {
       const std::int64_t operand = evaluate_node(node.lhs, lookup);
       return checked(__builtin_sub_overflow(std::int64_t(0), operand, &result));
     }
-    case Op::kPlus: return evaluate_node(node.lhs, lookup);
-    case Op::kNot: return evaluate_node(node.lhs, lookup) == 0 ? 1 : 0;
-    case Op::kAnd: return evaluate_node(node.lhs, lookup) != 0 && evaluate_node(node.rhs, lookup) != 0 ? 1 : 0;
-    case Op::kOr: return evaluate_node(node.lhs, lookup) != 0 || evaluate_node(node.rhs, lookup) != 0 ? 1 : 0;
-    default: break;
+    case Op::kPlus:
+      return evaluate_node(node.lhs, lookup);
+    case Op::kNot:
+      return evaluate_node(node.lhs, lookup) == 0 ? 1 : 0;
+    case Op::kAnd:
+      return evaluate_node(node.lhs, lookup) != 0 && evaluate_node(node.rhs, lookup) != 0 ? 1 : 0;
+    case Op::kOr:
+      return evaluate_node(node.lhs, lookup) != 0 || evaluate_node(node.rhs, lookup) != 0 ? 1 : 0;
+    default:
+      break;
   }
   const std::int64_t a = evaluate_node(node.lhs, lookup);
   const std::int64_t b = evaluate_node(node.rhs, lookup);
   constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
   switch (node.op) {
-    case Op::kAdd: return checked(__builtin_add_overflow(a, b, &result));
-    case Op::kSubtract: return checked(__builtin_sub_overflow(a, b, &result));
-    case Op::kMultiply: return checked(__builtin_mul_overflow(a, b, &result));
+    case Op::kAdd:
+      return checked(__builtin_add_overflow(a, b, &result));
+    case Op::kSubtract:
+      return checked(__builtin_sub_overflow(a, b, &result));
+    case Op::kMultiply:
+      return checked(__builtin_mul_overflow(a, b, &result));
     case Op::kDivide:
       if (b == 0) return fail("division by zero");
       return a == kMin && b == -1 ? fail("int64 overflow") : a / b;
@@ -252,15 +287,24 @@ std::int64_t Expression::evaluate_node(int index, const Lookup& lookup) const {
       const std::int64_t quotient = a / b;
       return a % b != 0 && ((a < 0) == (b < 0)) ? quotient + 1 : quotient;
     }
-    case Op::kEqual: return a == b;
-    case Op::kNotEqual: return a != b;
-    case Op::kLess: return a < b;
-    case Op::kLessEqual: return a <= b;
-    case Op::kGreater: return a > b;
-    case Op::kGreaterEqual: return a >= b;
-    case Op::kMin: return std::min(a, b);
-    case Op::kMax: return std::max(a, b);
-    default: return fail("internal error: unhandled operator");
+    case Op::kEqual:
+      return a == b;
+    case Op::kNotEqual:
+      return a != b;
+    case Op::kLess:
+      return a < b;
+    case Op::kLessEqual:
+      return a <= b;
+    case Op::kGreater:
+      return a > b;
+    case Op::kGreaterEqual:
+      return a >= b;
+    case Op::kMin:
+      return std::min(a, b);
+    case Op::kMax:
+      return std::max(a, b);
+    default:
+      return fail("internal error: unhandled operator");
   }
 }
 

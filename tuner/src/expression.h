@@ -50,12 +50,27 @@ class Expression {
 
  private:
   enum class Op {
-    kLiteral, kIdentifier,
-    kNegate, kPlus, kNot,
-    kAdd, kSubtract, kMultiply, kDivide, kModulo,
-    kEqual, kNotEqual, kLess, kLessEqual, kGreater, kGreaterEqual,
-    kAnd, kOr,
-    kMin, kMax, kCeilDiv,
+    kLiteral,
+    kIdentifier,
+    kNegate,
+    kPlus,
+    kNot,
+    kAdd,
+    kSubtract,
+    kMultiply,
+    kDivide,
+    kModulo,
+    kEqual,
+    kNotEqual,
+    kLess,
+    kLessEqual,
+    kGreater,
+    kGreaterEqual,
+    kAnd,
+    kOr,
+    kMin,
+    kMax,
+    kCeilDiv,
   };
   /// One node of the tree; children are indices into nodes_ (-1 where absent).
   struct Node {

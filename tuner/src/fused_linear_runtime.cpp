@@ -23,10 +23,14 @@ namespace fusetune {
 
 std::string_view to_string(ResolutionSource source) {
   switch (source) {
-    case ResolutionSource::kExact: return "exact";
-    case ResolutionSource::kNearest: return "nearest";
-    case ResolutionSource::kDefault: return "default";
-    case ResolutionSource::kUniversal: return "universal";
+    case ResolutionSource::kExact:
+      return "exact";
+    case ResolutionSource::kNearest:
+      return "nearest";
+    case ResolutionSource::kDefault:
+      return "default";
+    case ResolutionSource::kUniversal:
+      return "universal";
   }
   return "?";
 }
@@ -66,22 +70,22 @@ struct FusedLinearRuntime::Impl {
   }
 
   Resolution resolve(const ProblemShape& shape, DeviceState& state) {
-    const std::string key = shape.dims() + "/" + std::string(to_string(shape.dtype)) + "/" +
-                            std::string(to_string(shape.policy));
+    const std::string key =
+        shape.dims() + "/" + std::string(to_string(shape.dtype)) + "/" + std::string(to_string(shape.policy));
     auto cached = state.resolutions.find(key);
     if (cached != state.resolutions.end()) return cached->second;
     Resolution resolution = resolver->resolve(shape, state.info.fingerprint, state.info.limits);
     state.resolutions.emplace(key, resolution);
     return resolution;
   }
-
 };
 
 FusedLinearRuntime::FusedLinearRuntime(RuntimeOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   if (impl_->options.db_path.empty()) impl_->options.db_path = default_db_path();
   struct stat info {};
-  if (stat(impl_->options.db_path.c_str(), &info) == 0) impl_->db.emplace(TuningDb::open_read_only(impl_->options.db_path));
+  if (stat(impl_->options.db_path.c_str(), &info) == 0)
+    impl_->db.emplace(TuningDb::open_read_only(impl_->options.db_path));
   impl_->resolver = std::make_unique<ConfigResolver>(impl_->db ? &*impl_->db : nullptr);
 }
 
@@ -115,8 +119,8 @@ void FusedLinearRuntime::run(const ProblemShape& shape, const FusedLinearTensors
       throw CudaError("kernel " + resolution.config.name + " failed to compile: " + compiled.log.substr(0, 500));
     found = state.kernels.emplace(resolution.config.name, LoadedKernel::load(compiled.cubin)).first;
   }
-  FusedLinearArgs args{tensors.x, tensors.w, tensors.bias, tensors.out, int(shape.m), int(shape.n), int(shape.k),
-                       tensors.scale};
+  FusedLinearArgs args{tensors.x,    tensors.w,    tensors.bias, tensors.out,
+                       int(shape.m), int(shape.n), int(shape.k), tensors.scale};
   FUSETUNE_CUDA_CHECK(found->second.launch(space->launch_geometry(resolution.config, shape), args, stream));
 }
 

@@ -21,8 +21,7 @@ KernelConfig KernelConfig::from_json(const std::string& text) {
     config.knobs = json.at("knobs").get<KnobValues>();
     return config;
   } catch (const nlohmann::json::exception& error) {
-    throw DataError("malformed kernel config JSON (" + std::string(error.what()) + "): " +
-                    text.substr(0, 200));
+    throw DataError("malformed kernel config JSON (" + std::string(error.what()) + "): " + text.substr(0, 200));
   }
 }
 

@@ -15,8 +15,7 @@ LoadedKernel LoadedKernel::load(const std::string& cubin) {
   return kernel;
 }
 
-cudaError_t LoadedKernel::launch(const LaunchGeometry& geometry, const FusedLinearArgs& args,
-                                 cudaStream_t stream) {
+cudaError_t LoadedKernel::launch(const LaunchGeometry& geometry, const FusedLinearArgs& args, cudaStream_t stream) {
   const void* function = reinterpret_cast<const void*>(kernel_);
   if (geometry.smem_bytes > smem_limit_set_) {
     // Blocks get more than 48 KB of dynamic shared memory only after opting in.
@@ -27,8 +26,8 @@ cudaError_t LoadedKernel::launch(const LaunchGeometry& geometry, const FusedLine
   }
   FusedLinearArgs arguments = args;
   void* params[] = {&arguments};
-  return cudaLaunchKernel(function, dim3(geometry.grid_x, geometry.grid_y, geometry.grid_z),
-                          dim3(geometry.threads), params, static_cast<size_t>(geometry.smem_bytes), stream);
+  return cudaLaunchKernel(function, dim3(geometry.grid_x, geometry.grid_y, geometry.grid_z), dim3(geometry.threads),
+                          params, static_cast<size_t>(geometry.smem_bytes), stream);
 }
 
 int LoadedKernel::registers() const {

@@ -10,18 +10,24 @@ namespace fusetune {
 
 std::string_view to_string(Dtype dtype) {
   switch (dtype) {
-    case Dtype::kFloat32: return "fp32";
-    case Dtype::kBFloat16: return "bf16";
-    case Dtype::kFloat16: return "fp16";
+    case Dtype::kFloat32:
+      return "fp32";
+    case Dtype::kBFloat16:
+      return "bf16";
+    case Dtype::kFloat16:
+      return "fp16";
   }
   return "?";
 }
 
 std::string_view to_string(Policy policy) {
   switch (policy) {
-    case Policy::kHighest: return "highest";
-    case Policy::kHigh: return "high";
-    case Policy::kHalf: return "half";
+    case Policy::kHighest:
+      return "highest";
+    case Policy::kHigh:
+      return "high";
+    case Policy::kHalf:
+      return "half";
   }
   return "?";
 }
@@ -42,18 +48,19 @@ std::optional<Policy> parse_policy(std::string_view text) {
 
 double relative_error_bound(Policy policy) {
   switch (policy) {
-    case Policy::kHighest: return 2e-6;
-    case Policy::kHigh: return 5e-4;
-    case Policy::kHalf: return 1e-2;
+    case Policy::kHighest:
+      return 2e-6;
+    case Policy::kHigh:
+      return 5e-4;
+    case Policy::kHalf:
+      return 1e-2;
   }
   return 0;
 }
 
 double elementwise_tolerance(Policy policy) { return policy == Policy::kHighest ? 1e-4 : 1e-2; }
 
-std::string ProblemShape::dims() const {
-  return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
-}
+std::string ProblemShape::dims() const { return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k); }
 
 namespace {
 
@@ -83,8 +90,7 @@ ProblemShape parse_dims(std::string_view text, Dtype dtype, Policy policy) {
   for (int i = 0; i < 3; ++i) {
     const auto x = rest.find('x');
     if (i < 2 && x == std::string_view::npos)
-      throw UsageError("shape '" + std::string(text) +
-                       "' is malformed; expected MxNxK, e.g. 1024x8192x8192");
+      throw UsageError("shape '" + std::string(text) + "' is malformed; expected MxNxK, e.g. 1024x8192x8192");
     fields[i] = i < 2 ? rest.substr(0, x) : rest;
     rest = i < 2 ? rest.substr(x + 1) : std::string_view();
   }

@@ -113,7 +113,7 @@ void launch_widen(const float* src, double* dst, std::size_t count, cudaStream_t
 }
 
 ComparisonTotals compare_to_reference(const float* out, const double* ref, std::size_t count, double atol, double rtol,
-                                cudaStream_t stream) {
+                                      cudaStream_t stream) {
   const int blocks = blocks_for(count) < 1024 ? blocks_for(count) : 1024;
   ComparePartial* partials = nullptr;
   FUSETUNE_CUDA_CHECK(cudaMallocAsync(&partials, sizeof(ComparePartial) * blocks, stream));

@@ -6,7 +6,6 @@
 
 #include <cstddef>
 
-
 namespace fusetune {
 
 /// In place on z (m x n, row-major): z += bias[col]; z = z + scale * sigmoid(z). The
@@ -19,17 +18,17 @@ void launch_widen(const float* src, double* dst, std::size_t count, cudaStream_t
 
 /// Totals of one comparison (plain struct: this header is also compiled by nvcc as C++17).
 struct ComparisonTotals {
-  double relative_l2 = 0;           ///< ||out - ref|| / ||ref|| over the finite reference elements
-  double max_abs = 0;               ///< max |out - ref|
+  double relative_l2 = 0;             ///< ||out - ref|| / ||ref|| over the finite reference elements
+  double max_abs = 0;                 ///< max |out - ref|
   long long allclose_violations = 0;  ///< elements outside atol + rtol*|ref| (NaN/inf mismatches too)
-  long long non_finite = 0;         ///< elements NaN/inf where ref is finite (poison left unwritten)
+  long long non_finite = 0;           ///< elements NaN/inf where ref is finite (poison left unwritten)
 };
 
 /// Compares out against ref over all `count` elements: relative L2 error, max abs error,
 /// elements outside atol + rtol*|ref|, and elements not finite where ref is finite (poison
 /// left unwritten). NaN in ref expects NaN in out; +-inf in ref expects the same inf.
 /// Synchronizes the stream.
-ComparisonTotals compare_to_reference(const float* out, const double* ref, std::size_t count, double atol,
-                                double rtol, cudaStream_t stream);
+ComparisonTotals compare_to_reference(const float* out, const double* ref, std::size_t count, double atol, double rtol,
+                                      cudaStream_t stream);
 
 }  // namespace fusetune

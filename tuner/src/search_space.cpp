@@ -92,8 +92,10 @@ class FileReader {
     std::vector<std::set<std::string>> open_objects;
     std::string duplicate;
     const json::parser_callback_t callback = [&](int, json::parse_event_t event, json& parsed) {
-      if (event == json::parse_event_t::object_start) open_objects.emplace_back();
-      else if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+      if (event == json::parse_event_t::object_start)
+        open_objects.emplace_back();
+      else if (event == json::parse_event_t::object_end && !open_objects.empty())
+        open_objects.pop_back();
       else if (event == json::parse_event_t::key && !open_objects.empty() &&
                !open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty())
         duplicate = parsed.get<std::string>();
@@ -110,7 +112,8 @@ class FileReader {
       fail("malformed JSON: " + what, "fix the JSON syntax at that place");
     }
     if (!duplicate.empty()) fail("key '" + duplicate + "' appears twice in one object", "keep one of them");
-    if (!document.is_object()) fail("the top level is " + type_name(document) + ", not an object", "the file must be one JSON object");
+    if (!document.is_object())
+      fail("the top level is " + type_name(document) + ", not an object", "the file must be one JSON object");
     return document;
   }
 
@@ -150,7 +153,8 @@ class FileReader {
 
   std::vector<std::string> string_list(const json& object, const std::string& key, const std::string& where) const {
     const json& list = require(object, key, where);
-    if (!list.is_array()) fail("field '" + key + "' is " + type_name(list) + ", not an array", "make it an array of strings");
+    if (!list.is_array())
+      fail("field '" + key + "' is " + type_name(list) + ", not an array", "make it an array of strings");
     std::vector<std::string> out;
     for (std::size_t i = 0; i < list.size(); ++i) {
       if (!list[i].is_string())
@@ -202,8 +206,8 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
   const FileReader reader(origin);
   const json document = reader.parse(json_text);
   reader.check_fields(document, "the top level",
-                      {"family", "description", "template", "entry", "dtypes", "policies", "knobs",
-                       "template_args", "derived", "constraints", "shape_constraints"});
+                      {"family", "description", "template", "entry", "dtypes", "policies", "knobs", "template_args",
+                       "derived", "constraints", "shape_constraints"});
   const std::string top = "the top level";
 
   SearchSpace space;
@@ -215,19 +219,18 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
                 "use letters, digits and '_' (it starts every config name)");
   space.description_ = reader.string_field(document, "description", top, /*required=*/false);
   space.template_file_ = reader.string_field(document, "template", top);
-  const bool template_ok =
-      space.template_file_.size() > 4 && space.template_file_.ends_with(".cuh") &&
-      std::all_of(space.template_file_.begin(), space.template_file_.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
-      });
+  const bool template_ok = space.template_file_.size() > 4 && space.template_file_.ends_with(".cuh") &&
+                           std::all_of(space.template_file_.begin(), space.template_file_.end(), [](char c) {
+                             return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+                           });
   if (!template_ok)
     reader.fail("template '" + space.template_file_ + "' is not a header file name",
                 "name a kernel_templates/ file, e.g. \"ffma_gemm.cuh\"");
   space.entry_ = reader.string_field(document, "entry", top);
-  const bool entry_ok =
-      !space.entry_.empty() && !std::isdigit(static_cast<unsigned char>(space.entry_[0])) &&
-      std::all_of(space.entry_.begin(), space.entry_.end(),
-                  [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':'; });
+  const bool entry_ok = !space.entry_.empty() && !std::isdigit(static_cast<unsigned char>(space.entry_[0])) &&
+                        std::all_of(space.entry_.begin(), space.entry_.end(), [](char c) {
+                          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+                        });
   if (!entry_ok)
     reader.fail("entry '" + space.entry_ + "' is not a qualified C++ name",
                 "name the device function template, e.g. \"fusetune::ffma::fused_linear\"");
@@ -264,7 +267,8 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
     knob.doc = reader.string_field(entry, "doc", where, /*required=*/false);
     const bool reserved =
         std::any_of(std::begin(kShapeNames), std::end(kShapeNames), [&](const char* s) { return knob.name == s; }) ||
-        std::any_of(std::begin(kFunctionNames), std::end(kFunctionNames), [&](const char* s) { return knob.name == s; });
+        std::any_of(std::begin(kFunctionNames), std::end(kFunctionNames),
+                    [&](const char* s) { return knob.name == s; });
     if (!is_identifier(knob.name) || reserved)
       reader.fail(where + " name '" + knob.name + "' cannot be used in expressions",
                   "use letters, digits and '_', not starting with a digit, and none of m, n, k, min, max, ceil_div");
@@ -278,8 +282,10 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
                   "give each knob its own abbrev, so that config names stay readable");
     const json& values = reader.require(entry, "values", where);
     if (!values.is_array())
-      reader.fail(where + ".values is " + FileReader::type_name(values) + ", not an array", "list the knob's integer values");
-    if (values.empty()) reader.fail(where + " '" + knob.name + "' has an empty values list", "give it at least one value");
+      reader.fail(where + ".values is " + FileReader::type_name(values) + ", not an array",
+                  "list the knob's integer values");
+    if (values.empty())
+      reader.fail(where + " '" + knob.name + "' has an empty values list", "give it at least one value");
     for (std::size_t j = 0; j < values.size(); ++j) {
       const json& value = values[j];
       const std::string at = where + ".values[" + std::to_string(j) + "]";
@@ -350,7 +356,8 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
       const json& entry = (*found)[i];
       const std::string where = std::string(key) + "[" + std::to_string(i) + "]";
       if (!entry.is_object())
-        reader.fail(where + " is " + FileReader::type_name(entry) + ", not an object", "write {\"expr\": ..., \"why\": ...}");
+        reader.fail(where + " is " + FileReader::type_name(entry) + ", not an object",
+                    "write {\"expr\": ..., \"why\": ...}");
       reader.check_fields(entry, where, {"expr", "why"});
       ConstraintSpec spec{reader.string_field(entry, "expr", where), reader.string_field(entry, "why", where)};
       expressions.push_back(reader.expression(spec.expr, where + ".expr", allowed, allowed_description));
@@ -358,8 +365,8 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
     }
   };
   read_constraints("constraints", space.constraints_, space.constraint_expressions_, knob_names, knob_description);
-  read_constraints("shape_constraints", space.shape_constraints_, space.shape_constraint_expressions_,
-                   with_shape_names, shape_description);
+  read_constraints("shape_constraints", space.shape_constraints_, space.shape_constraint_expressions_, with_shape_names,
+                   shape_description);
   return space;
 }
 
@@ -370,7 +377,8 @@ bool SearchSpace::supports(Dtype dtype, Policy policy) const {
 
 void SearchSpace::check_knobs(const KnobValues& knobs) const {
   for (const auto& [name, value] : knobs) {
-    const bool known = std::any_of(knobs_.begin(), knobs_.end(), [&](const KnobSpec& knob) { return knob.name == name; });
+    const bool known =
+        std::any_of(knobs_.begin(), knobs_.end(), [&](const KnobSpec& knob) { return knob.name == name; });
     if (!known) throw UsageError("family '" + family_ + "' has no knob '" + name + "'");
   }
   for (const KnobSpec& knob : knobs_) {
@@ -392,12 +400,14 @@ KernelConfig SearchSpace::make_config(const KnobValues& knobs) const {
 
 KernelConfig SearchSpace::config_from_name(const std::string& name) const {
   const auto fail = [&](const std::string& what) -> KernelConfig {
-    throw UsageError("'" + name + "' is not a config name of family '" + family_ + "': " + what +
-                     " (expected e.g. " + config_name(family_, knobs_, [this] {
-                       KnobValues first;
-                       for (const KnobSpec& knob : knobs_) first[knob.name] = knob.values.front();
-                       return first;
-                     }()) + ")");
+    throw UsageError("'" + name + "' is not a config name of family '" + family_ + "': " + what + " (expected e.g. " +
+                     config_name(family_, knobs_,
+                                 [this] {
+                                   KnobValues first;
+                                   for (const KnobSpec& knob : knobs_) first[knob.name] = knob.values.front();
+                                   return first;
+                                 }()) +
+                     ")");
   };
   const std::string prefix = family_ + "_";
   if (name.rfind(prefix, 0) != 0) return fail("it does not start with '" + prefix + "'");
@@ -405,7 +415,8 @@ KernelConfig SearchSpace::config_from_name(const std::string& name) const {
   std::stringstream rest(name.substr(prefix.size()));
   for (std::string part; std::getline(rest, part, '_');) parts.push_back(part);
   if (parts.size() != knobs_.size())
-    return fail("it has " + std::to_string(parts.size()) + " parts, the family " + std::to_string(knobs_.size()) + " knobs");
+    return fail("it has " + std::to_string(parts.size()) + " parts, the family " + std::to_string(knobs_.size()) +
+                " knobs");
   KnobValues knobs;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     const KnobSpec& knob = knobs_[i];
@@ -493,8 +504,7 @@ std::optional<std::string> SearchSpace::check_device(const KernelConfig& config,
   check_knobs(config.knobs);
   const std::int64_t threads = evaluate(derived_expressions_.at("threads"), config.knobs, "derived.threads");
   const std::int64_t smem = evaluate(derived_expressions_.at("smem_bytes"), config.knobs, "derived.smem_bytes");
-  if (threads < 1)
-    return config.name + " has " + std::to_string(threads) + " threads per block; at least 1 is needed";
+  if (threads < 1) return config.name + " has " + std::to_string(threads) + " threads per block; at least 1 is needed";
   if (threads > limits.max_threads_per_block)
     return config.name + " needs " + std::to_string(threads) + " threads per block, more than the device's " +
            "max_threads_per_block of " + std::to_string(limits.max_threads_per_block);

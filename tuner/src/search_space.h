@@ -17,8 +17,8 @@ namespace fusetune {
 
 /// What a block of one config needs from the device, and the grid for one problem.
 struct LaunchGeometry {
-  int threads = 0;                ///< threads per block
-  std::int64_t smem_bytes = 0;    ///< dynamic shared memory per block
+  int threads = 0;              ///< threads per block
+  std::int64_t smem_bytes = 0;  ///< dynamic shared memory per block
   std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
 };
 
@@ -36,7 +36,7 @@ struct KnobSpec {
   std::string name;    ///< e.g. "tile_m" (same spelling in config, SQL and template: kTileM)
   std::string abbrev;  ///< used in config names, e.g. "t"
   std::vector<std::int64_t> values;
-  std::string doc;     ///< what it does and why its values are these
+  std::string doc;  ///< what it does and why its values are these
 };
 
 /// A boolean expression over knobs (constraints) or knobs and m, n, k (shape constraints).
@@ -55,9 +55,9 @@ class SearchSpace {
 
   const std::string& family() const { return family_; }
   const std::string& description() const { return description_; }
-  const std::string& origin() const { return origin_; }  ///< the file (or name) it was read from
+  const std::string& origin() const { return origin_; }                ///< the file (or name) it was read from
   const std::string& template_file() const { return template_file_; }  ///< e.g. "ffma_gemm.cuh"
-  const std::string& entry() const { return entry_; }  ///< device function template to instantiate
+  const std::string& entry() const { return entry_; }                  ///< device function template to instantiate
   const std::vector<std::string>& template_args() const { return template_args_; }
   const std::vector<KnobSpec>& knobs() const { return knobs_; }
   const std::string& content_hash() const { return content_hash_; }  ///< hash of the file bytes

@@ -50,8 +50,11 @@ ErrorStats error_from_json(const json& j) {
 }
 
 json geometry_to_json(const LaunchGeometry& geometry) {
-  return {{"threads", geometry.threads}, {"smem_bytes", geometry.smem_bytes}, {"grid_x", geometry.grid_x},
-          {"grid_y", geometry.grid_y}, {"grid_z", geometry.grid_z}};
+  return {{"threads", geometry.threads},
+          {"smem_bytes", geometry.smem_bytes},
+          {"grid_x", geometry.grid_x},
+          {"grid_y", geometry.grid_y},
+          {"grid_z", geometry.grid_z}};
 }
 
 DeviceFingerprint fingerprint_from_json(const json& j) {
@@ -75,8 +78,8 @@ std::string short_best(const TrialResult& trial) {
 /// A worker answer or failure, turned into a stored trial status.
 void apply_answer(TrialResult& trial, const std::optional<json>& answer, const WorkerProcess& worker) {
   if (!answer) {
-    trial.status = worker.failure() == WorkerProcess::Failure::kTimedOut ? TrialStatus::kTimeout
-                                                                          : TrialStatus::kDeviceFault;
+    trial.status =
+        worker.failure() == WorkerProcess::Failure::kTimedOut ? TrialStatus::kTimeout : TrialStatus::kDeviceFault;
     trial.message = worker.failure_detail();
     return;
   }
@@ -165,8 +168,8 @@ TuneReport tune(const TuneOptions& options) {
     }
     plan.push_back(std::move(config));
   }
-  const std::uint64_t seed = options.seed ? options.seed
-                                          : std::uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
+  const std::uint64_t seed =
+      options.seed ? options.seed : std::uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
   if (options.strategy == "random") {
     std::mt19937_64 random(seed);
     std::shuffle(plan.begin(), plan.end(), random);
@@ -191,8 +194,13 @@ TuneReport tune(const TuneOptions& options) {
     if (!rejections.back()) sources.push_back(generate_source(space, config));
   }
 
-  const json prepare = {{"op", "prepare"}, {"m", shape.m}, {"n", shape.n}, {"k", shape.k},
-                        {"dtype", to_string(shape.dtype)}, {"policy", to_string(shape.policy)}, {"seed", seed}};
+  const json prepare = {{"op", "prepare"},
+                        {"m", shape.m},
+                        {"n", shape.n},
+                        {"k", shape.k},
+                        {"dtype", to_string(shape.dtype)},
+                        {"policy", to_string(shape.policy)},
+                        {"seed", seed}};
   auto ensure_prepared = [&] {
     if (worker.running()) return;
     const auto answer = worker.request(prepare, kPrepareTimeoutS);
@@ -203,8 +211,8 @@ TuneReport tune(const TuneOptions& options) {
   worker.stop();  // the device query ran in a worker of its own; start fresh for the problem
   ensure_prepared();
 
-  const int threads = options.compile_threads > 0 ? options.compile_threads
-                                                  : std::max(1u, std::thread::hardware_concurrency());
+  const int threads =
+      options.compile_threads > 0 ? options.compile_threads : std::max(1u, std::thread::hardware_concurrency());
   CompilePool pool(compiler, sources, threads);
   ProgressBar progress(static_cast<int>(plan.size()), options.log, options.progress);
   std::optional<TrialResult> best_so_far;

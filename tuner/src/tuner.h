@@ -22,21 +22,21 @@ struct TuneOptions {
   std::string search_space = "ffma";  ///< an embedded family name or a .json path
   std::string db_path;                ///< the SQLite file (created if absent)
   int device = 0;
-  int max_trials = 0;                 ///< budget: configs to measure, 0 = the whole space
-  double max_minutes = 0;             ///< budget: stop starting trials after this, 0 = none
+  int max_trials = 0;                   ///< budget: configs to measure, 0 = the whole space
+  double max_minutes = 0;               ///< budget: stop starting trials after this, 0 = none
   std::string strategy = "exhaustive";  ///< "exhaustive" (space order) or "random" (seeded shuffle)
-  std::uint64_t seed = 0;             ///< inputs and random order; 0 = from the clock
-  bool retune = false;                ///< re-measure configs already in the database
-  std::string cache_dir;              ///< compiled cubins; "" = default_cache_dir()
-  std::string template_dir;           ///< extra .cuh templates (test families), "" = none
-  int compile_threads = 0;            ///< 0 = one per core
-  double trial_timeout_s = 60;        ///< a kernel still running after this is a timeout
-  int finalists = 5;                  ///< re-measured interleaved with the baseline
+  std::uint64_t seed = 0;               ///< inputs and random order; 0 = from the clock
+  bool retune = false;                  ///< re-measure configs already in the database
+  std::string cache_dir;                ///< compiled cubins; "" = default_cache_dir()
+  std::string template_dir;             ///< extra .cuh templates (test families), "" = none
+  int compile_threads = 0;              ///< 0 = one per core
+  double trial_timeout_s = 60;          ///< a kernel still running after this is a timeout
+  int finalists = 5;                    ///< re-measured interleaved with the baseline
   int final_rounds = 30;
-  std::string worker_executable;      ///< the fusetune binary that serves `worker`
-  std::string argv;                   ///< recorded in the run row
+  std::string worker_executable;  ///< the fusetune binary that serves `worker`
+  std::string argv;               ///< recorded in the run row
   bool progress = true;
-  std::FILE* log = stderr;            ///< progress and notes
+  std::FILE* log = stderr;  ///< progress and notes
 };
 
 /// What a tuning run found, for the summary table.
@@ -44,11 +44,11 @@ struct TuneReport {
   DeviceFingerprint device;
   ProblemShape shape;
   std::optional<BaselineResult> baseline;
-  std::vector<StoredTrial> ranking;         ///< every trial of the problem on this device, fastest ok first
+  std::vector<StoredTrial> ranking;  ///< every trial of the problem on this device, fastest ok first
   std::optional<StoredTrial> best;
-  int measured = 0;                         ///< trials evaluated in this run
-  int skipped = 0;                          ///< already in the database with the same template
-  std::map<std::string, int> status_counts; ///< over this run's trials
+  int measured = 0;                          ///< trials evaluated in this run
+  int skipped = 0;                           ///< already in the database with the same template
+  std::map<std::string, int> status_counts;  ///< over this run's trials
 };
 
 /// Loads a search space by embedded family name ("ffma") or from a .json path.

@@ -27,8 +27,8 @@ struct SplitMix64 {
 
 void upload(DeviceBuffer& buffer, const std::vector<float>& host, cudaStream_t stream) {
   buffer = DeviceBuffer(host.size() * sizeof(float));
-  FUSETUNE_CUDA_CHECK(cudaMemcpyAsync(buffer.get(), host.data(), host.size() * sizeof(float),
-                                      cudaMemcpyHostToDevice, stream));
+  FUSETUNE_CUDA_CHECK(
+      cudaMemcpyAsync(buffer.get(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice, stream));
 }
 
 constexpr int kHostSamples = 1024;
@@ -80,9 +80,8 @@ Verifier::Verifier(const ProblemShape& shape, HostInputs inputs, cudaStream_t st
     launch_widen(w_.as<float>(), w64.as<double>(), size_t(n * k), stream);
     FUSETUNE_CUBLAS_CHECK(cublasSetStream(cublas_, stream));
     const double one = 1.0, zero = 0.0;
-    FUSETUNE_CUBLAS_CHECK(cublasDgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one,
-                                      w64.as<double>(), int(k), x64.as<double>(), int(k), &zero,
-                                      reference_.as<double>(), int(n)));
+    FUSETUNE_CUBLAS_CHECK(cublasDgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &one, w64.as<double>(),
+                                      int(k), x64.as<double>(), int(k), &zero, reference_.as<double>(), int(n)));
     launch_epilogue_f64(reference_.as<double>(), b_.as<float>(), inputs_.scale, m, n, stream);
     FUSETUNE_CUDA_CHECK(cudaStreamSynchronize(stream));
   }
@@ -97,8 +96,9 @@ Verifier::Verifier(const ProblemShape& shape, HostInputs inputs, cudaStream_t st
   // The GPU reference must itself agree with the host at the sample points.
   std::vector<double> device_values(samples_.size());
   for (size_t s = 0; s < samples_.size(); ++s)
-    FUSETUNE_CUDA_CHECK(cudaMemcpy(&device_values[s], reference_.as<double>() + samples_[s].first * n + samples_[s].second,
-                                   sizeof(double), cudaMemcpyDeviceToHost));
+    FUSETUNE_CUDA_CHECK(cudaMemcpy(&device_values[s],
+                                   reference_.as<double>() + samples_[s].first * n + samples_[s].second, sizeof(double),
+                                   cudaMemcpyDeviceToHost));
   for (size_t s = 0; s < samples_.size(); ++s)
     if (std::fabs(device_values[s] - sample_values_[s]) > 1e-9 * (1 + std::fabs(sample_values_[s])))
       throw CudaError("float64 reference disagrees with the host at (" + std::to_string(samples_[s].first) + ", " +
@@ -131,12 +131,11 @@ cudaError_t Verifier::launch_baseline(cudaStream_t stream) {
   const float one = 1.0f, zero = 0.0f;
   cublasSetStream(cublas_, stream);
   const cublasStatus_t status =
-      cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(shape_.n), int(shape_.m), int(shape_.k), &one,
-                  w_.as<float>(), int(shape_.k), x_.as<float>(), int(shape_.k), &zero, baseline_out_.as<float>(),
-                  int(shape_.n));
+      cublasSgemm(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, int(shape_.n), int(shape_.m), int(shape_.k), &one, w_.as<float>(),
+                  int(shape_.k), x_.as<float>(), int(shape_.k), &zero, baseline_out_.as<float>(), int(shape_.n));
   if (status != CUBLAS_STATUS_SUCCESS) return cudaErrorUnknown;
-  launch_epilogue_f32(baseline_out_.as<float>(), inputs_.b.empty() ? nullptr : b_.as<float>(), inputs_.scale,
-                      shape_.m, shape_.n, stream);
+  launch_epilogue_f32(baseline_out_.as<float>(), inputs_.b.empty() ? nullptr : b_.as<float>(), inputs_.scale, shape_.m,
+                      shape_.n, stream);
   return cudaGetLastError();
 }
 
@@ -153,7 +152,8 @@ Verdict Verifier::check_output(Policy policy) {
 
   // Against cuBLAS SGEMM + epilogue, as the second, independent reference.
   launch_widen(baseline_out_.as<float>(), baseline_reference_.as<double>(), count, stream_);
-  const ErrorStats versus_cublas = compare(out_.as<float>(), baseline_reference_.as<double>(), count, tolerance, stream_);
+  const ErrorStats versus_cublas =
+      compare(out_.as<float>(), baseline_reference_.as<double>(), count, tolerance, stream_);
 
   std::vector<float> host_out(count);
   FUSETUNE_CUDA_CHECK(cudaMemcpy(host_out.data(), out_.get(), count * sizeof(float), cudaMemcpyDeviceToHost));
@@ -163,12 +163,13 @@ Verdict Verifier::check_output(Policy policy) {
     const double actual = host_out[size_t(samples_[s].first * shape_.n + samples_[s].second)];
     const double expected = sample_values_[s];
     const bool matches = std::isnan(expected) ? std::isnan(actual)
-                         : std::isinf(expected) ? actual == expected
-                                                : std::fabs(actual - expected) <= tolerance + tolerance * std::fabs(expected);
+                         : std::isinf(expected)
+                             ? actual == expected
+                             : std::fabs(actual - expected) <= tolerance + tolerance * std::fabs(expected);
     if (!matches) {
       if (host_failures++ == 0)
-        first_failure << " first at (" << samples_[s].first << ", " << samples_[s].second << "): " << actual
-                      << " vs " << expected;
+        first_failure << " first at (" << samples_[s].first << ", " << samples_[s].second << "): " << actual << " vs "
+                      << expected;
     }
   }
 
@@ -181,7 +182,8 @@ Verdict Verifier::check_output(Policy policy) {
     why << "relative error " << verdict.error.relative_l2 << " above the policy bound " << bound << "; ";
   if (versus_cublas.allclose_violations > 0 || versus_cublas.non_finite > 0)
     why << versus_cublas.allclose_violations + versus_cublas.non_finite << " elements differ from cuBLAS SGEMM; ";
-  if (host_failures > 0) why << host_failures << " of " << samples_.size() << " host float64 samples differ;" << first_failure.str();
+  if (host_failures > 0)
+    why << host_failures << " of " << samples_.size() << " host float64 samples differ;" << first_failure.str();
   verdict.message = why.str();
   verdict.passed = verdict.message.empty();
   return verdict;

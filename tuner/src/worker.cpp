@@ -32,13 +32,17 @@ namespace {
 using nlohmann::json;
 
 json to_json(const TimingStats& timing) {
-  return {{"median_ms", timing.median_ms}, {"min_ms", timing.min_ms}, {"max_ms", timing.max_ms},
+  return {{"median_ms", timing.median_ms},
+          {"min_ms", timing.min_ms},
+          {"max_ms", timing.max_ms},
           {"samples", timing.samples}};
 }
 
 json to_json(const ErrorStats& error) {
-  return {{"relative_l2", error.relative_l2}, {"max_abs", error.max_abs},
-          {"allclose_violations", error.allclose_violations}, {"non_finite", error.non_finite}};
+  return {{"relative_l2", error.relative_l2},
+          {"max_abs", error.max_abs},
+          {"allclose_violations", error.allclose_violations},
+          {"non_finite", error.non_finite}};
 }
 
 LaunchGeometry geometry_from_json(const json& j) {
@@ -103,8 +107,13 @@ class WorkerSession {
     const auto& f = device_.fingerprint;
     return {{"ok", true},
             {"fingerprint",
-             {{"name", f.name}, {"cc_major", f.cc_major}, {"cc_minor", f.cc_minor}, {"sm_count", f.sm_count},
-              {"l2_bytes", f.l2_bytes}, {"driver_version", f.driver_version}, {"nvrtc_version", f.nvrtc_version}}},
+             {{"name", f.name},
+              {"cc_major", f.cc_major},
+              {"cc_minor", f.cc_minor},
+              {"sm_count", f.sm_count},
+              {"l2_bytes", f.l2_bytes},
+              {"driver_version", f.driver_version},
+              {"nvrtc_version", f.nvrtc_version}}},
             {"limits",
              {{"max_threads_per_block", device_.limits.max_threads_per_block},
               {"max_smem_per_block", device_.limits.max_smem_per_block}}},
@@ -190,8 +199,8 @@ class WorkerSession {
     const Verdict verdict = verifier_->check_output(shape_.policy);
     const double verify_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - verify_start).count();
-    json answer = {{"ok", true}, {"verify_ms", verify_ms}, {"error", to_json(verdict.error)},
-                   {"registers", kernel->registers()}};
+    json answer = {
+        {"ok", true}, {"verify_ms", verify_ms}, {"error", to_json(verdict.error)}, {"registers", kernel->registers()}};
     if (!verdict.passed) {
       answer["status"] = "wrong_result";
       answer["message"] = verdict.message;
@@ -231,8 +240,9 @@ class WorkerSession {
       baseline_samples.push_back(benchmarker_->sample(baseline_launch));
       for (size_t e = 0; e < entries.size(); ++e) {
         auto& [kernel, geometry] = entries[e];
-        samples[e].push_back(benchmarker_->sample(
-            [&, kernel = kernel, geometry = geometry](cudaStream_t stream) { return kernel->launch(geometry, args, stream); }));
+        samples[e].push_back(benchmarker_->sample([&, kernel = kernel, geometry = geometry](cudaStream_t stream) {
+          return kernel->launch(geometry, args, stream);
+        }));
       }
     }
     json timings = json::array();
@@ -372,7 +382,8 @@ std::optional<nlohmann::json> WorkerProcess::request(const nlohmann::json& messa
       read_buffer_.erase(0, newline + 1);
       return nlohmann::json::parse(answer);
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       failure_ = Failure::kTimedOut;
       reap(true);

@@ -36,10 +36,10 @@ struct TimingStats {
 
 /// Error of an output against the float64 reference.
 struct ErrorStats {
-  double relative_l2 = 0;        ///< ||out - ref|| / ||ref||
-  double max_abs = 0;            ///< max |out - ref|
+  double relative_l2 = 0;             ///< ||out - ref|| / ||ref||
+  double max_abs = 0;                 ///< max |out - ref|
   long long allclose_violations = 0;  ///< elements outside atol + rtol*|ref|
-  long long non_finite = 0;      ///< elements NaN/inf where the reference is finite (poison left)
+  long long non_finite = 0;           ///< elements NaN/inf where the reference is finite (poison left)
 };
 
 struct TrialResult {
