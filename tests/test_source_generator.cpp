@@ -2,13 +2,13 @@
 // include-closure hashing, and that generated sources of the tiny test family
 // (tests/data/tiny_kernel.cuh) compile with NVRTC for sm_90a (no GPU needed).
 #include <gtest/gtest.h>
-#include <nvrtc.h>
 
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "compiler.h"
 #include "fusetune/errors.h"
 #include "source_generator.h"
 #include "test_support.h"
@@ -159,50 +159,6 @@ TEST(TemplateLibrary, EmbeddedClosureOfTheTinyTemplate) {
 
 // ---- NVRTC: the generated form is valid CUDA ----
 
-/// Fails the test with the call, its result and the program log (if any) unless `result` is success.
-#define FUSETUNE_ASSERT_NVRTC(call, program)                                                   \
-  do {                                                                                         \
-    const nvrtcResult result_ = (call);                                                        \
-    ASSERT_EQ(result_, NVRTC_SUCCESS) << #call << ": " << nvrtcGetErrorString(result_) << "\n" \
-                                      << program_log(program);                                 \
-  } while (0)
-
-std::string program_log(nvrtcProgram program) {
-  if (program == nullptr) return "";
-  std::size_t size = 0;
-  if (nvrtcGetProgramLogSize(program, &size) != NVRTC_SUCCESS || size == 0) return "";
-  std::string log(size, '\0');
-  if (nvrtcGetProgramLog(program, log.data()) != NVRTC_SUCCESS) return "(log unavailable)";
-  log.resize(size - 1);  // the size counts the terminating NUL
-  return log;
-}
-
-/// Destroys the program at scope exit.
-struct ProgramDeleter {
-  void operator()(nvrtcProgram* program) const { nvrtcDestroyProgram(program); }
-};
-
-/// Compiles `source` with every header of `library` for sm_90a into `cubin`.
-void compile(const GeneratedSource& source, const TemplateLibrary& library, std::string& cubin) {
-  std::vector<const char*> names, contents;
-  for (const auto& [name, content] : library.headers()) {
-    names.push_back(name.c_str());
-    contents.push_back(content.c_str());
-  }
-  nvrtcProgram program = nullptr;
-  FUSETUNE_ASSERT_NVRTC(nvrtcCreateProgram(&program, source.code.c_str(), source.file_name.c_str(),
-                                           static_cast<int>(names.size()), contents.data(), names.data()),
-                        program);
-  const std::unique_ptr<nvrtcProgram, ProgramDeleter> owner(&program);
-  const char* options[] = {"--gpu-architecture=sm_90a", "--std=c++17"};
-  FUSETUNE_ASSERT_NVRTC(nvrtcCompileProgram(program, 2, options), program);
-  std::size_t size = 0;
-  FUSETUNE_ASSERT_NVRTC(nvrtcGetCUBINSize(program, &size), program);
-  ASSERT_GT(size, 0u);
-  cubin.assign(size, '\0');
-  FUSETUNE_ASSERT_NVRTC(nvrtcGetCUBIN(program, cubin.data()), program);
-}
-
 TEST(SourceGeneratorNvrtc, TinyConfigsCompileForSm90a) {
   const SearchSpace space = tiny_space();
   TemplateLibrary library = TemplateLibrary::embedded();
@@ -212,9 +168,10 @@ TEST(SourceGeneratorNvrtc, TinyConfigsCompileForSm90a) {
   // The first, the last and one in between: every knob takes more than one value.
   for (const KernelConfig& config : {configs.front(), configs[configs.size() / 2], configs.back()}) {
     SCOPED_TRACE(config.name);
-    std::string cubin;
-    compile(generate_source(space, config), library, cubin);
-    if (HasFatalFailure()) return;
+    // Through the project's one compile path (the same Compiler the tuner and library use).
+    const CompileOutput output = Compiler(library, "sm_90a", "").compile(generate_source(space, config));
+    ASSERT_TRUE(output.ok) << output.log;
+    const std::string& cubin = output.cubin;
     EXPECT_EQ(cubin.compare(0, 4,
                             "\x7f"
                             "ELF"),
@@ -233,20 +190,10 @@ TEST(SourceGeneratorNvrtc, WrongEntryFailsToCompile) {
   const SearchSpace space = SearchSpace::parse(text, "typo");
   TemplateLibrary library = TemplateLibrary::embedded();
   library.add_directory(source_path("tests/data"));
-  const GeneratedSource source = generate_source(space, space.enumerate().front());
-  std::vector<const char*> names, contents;
-  for (const auto& [name, content] : library.headers()) {
-    names.push_back(name.c_str());
-    contents.push_back(content.c_str());
-  }
-  nvrtcProgram program = nullptr;
-  FUSETUNE_ASSERT_NVRTC(nvrtcCreateProgram(&program, source.code.c_str(), source.file_name.c_str(),
-                                           static_cast<int>(names.size()), contents.data(), names.data()),
-                        program);
-  const std::unique_ptr<nvrtcProgram, ProgramDeleter> owner(&program);
-  const char* options[] = {"--gpu-architecture=sm_90a"};
-  EXPECT_EQ(nvrtcCompileProgram(program, 1, options), NVRTC_ERROR_COMPILATION);
-  EXPECT_NE(program_log(program).find("fused_linear_typo"), std::string::npos) << program_log(program);
+  const CompileOutput output =
+      Compiler(library, "sm_90a", "").compile(generate_source(space, space.enumerate().front()));
+  EXPECT_FALSE(output.ok);
+  EXPECT_NE(output.log.find("fused_linear_typo"), std::string::npos) << output.log;
 }
 
 }  // namespace
