@@ -1,8 +1,8 @@
 // Standalone probe of the FFMA family (kernel_templates/ffma_gemm.cuh) on one GPU: checks a
 // few configs on odd shapes against a float64 host reference, then times them at the headline
 // shape against cuBLAS SGEMM (no TF32) + a separate epilogue kernel, in the same process.
-// Build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I kernel_templates bench/ffma_probe.cu -lcublas -o ffma_probe
-// Run:   ./ffma_probe [--check-only] [m n k]   (timing shape default 1024 8192 8192;
+// Build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I kernel_templates bench/ffma_probe.cu -lcublas -o
+// ffma_probe Run:   ./ffma_probe [--check-only] [m n k]   (timing shape default 1024 8192 8192;
 //        --check-only skips the timing, e.g. under compute-sanitizer)
 // Other configs: -include a file that defines FFMA_PROBE_CONFIGS(X) (same form as below).
 
@@ -21,24 +21,22 @@
 
 #include "ffma_gemm.cuh"
 
-#define PROBE_CUDA(call)                                                                   \
-  do {                                                                                     \
-    cudaError_t e_ = (call);                                                               \
-    if (e_ != cudaSuccess) {                                                               \
-      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call,            \
-                   cudaGetErrorString(e_));                                                \
-      std::exit(1);                                                                        \
-    }                                                                                      \
+#define PROBE_CUDA(call)                                                                                 \
+  do {                                                                                                   \
+    cudaError_t e_ = (call);                                                                             \
+    if (e_ != cudaSuccess) {                                                                             \
+      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                                      \
+    }                                                                                                    \
   } while (0)
 
-#define PROBE_CUBLAS(call)                                                                 \
-  do {                                                                                     \
-    cublasStatus_t s_ = (call);                                                            \
-    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                     \
-      std::fprintf(stderr, "%s:%d: %s failed: status %d\n", __FILE__, __LINE__, #call,     \
-                   static_cast<int>(s_));                                                  \
-      std::exit(1);                                                                        \
-    }                                                                                      \
+#define PROBE_CUBLAS(call)                                                                                    \
+  do {                                                                                                        \
+    cublasStatus_t s_ = (call);                                                                               \
+    if (s_ != CUBLAS_STATUS_SUCCESS) {                                                                        \
+      std::fprintf(stderr, "%s:%d: %s failed: status %d\n", __FILE__, __LINE__, #call, static_cast<int>(s_)); \
+      std::exit(1);                                                                                           \
+    }                                                                                                         \
   } while (0)
 
 // The configs: X(tile_m, tile_n, tile_k, thread_m, thread_n, warp_m, vec, stages, groups), in
@@ -47,7 +45,7 @@
 // on an H100 (2026-11-22, NVRTC sweep of the whole space); then an 8x8 thread tile, the vec 2
 // and vec 1 fallbacks, and small tiles for small shapes.
 #ifndef FFMA_PROBE_CONFIGS
-#define FFMA_PROBE_CONFIGS(X)         \
+#define FFMA_PROBE_CONFIGS(X)        \
   X(128, 256, 8, 8, 16, 16, 4, 2, 1) \
   X(128, 256, 8, 8, 16, 4, 4, 2, 1)  \
   X(128, 256, 8, 16, 8, 8, 4, 2, 1)  \
@@ -66,10 +64,10 @@
   probe_m##tm##_n##tn##_k##tk##_tm##thm##_tn##thn##_w##wm##_v##v##_s##st##_g##g
 #define PROBE_THREADS(tm, tn, thm, thn, g) ((g) * ((tm) / (thm)) * ((tn) / (thn)))
 
-#define PROBE_DEFINE_KERNEL(tm, tn, tk, thm, thn, wm, v, st, g)                            \
-  extern "C" __global__ void __launch_bounds__(PROBE_THREADS(tm, tn, thm, thn, g))         \
+#define PROBE_DEFINE_KERNEL(tm, tn, tk, thm, thn, wm, v, st, g)                              \
+  extern "C" __global__ void __launch_bounds__(PROBE_THREADS(tm, tn, thm, thn, g))           \
       PROBE_NAME(tm, tn, tk, thm, thn, wm, v, st, g)(const fusetune::FusedLinearArgs args) { \
-    fusetune::ffma::fused_linear<tm, tn, tk, thm, thn, wm, v, st, g>(args);                \
+    fusetune::ffma::fused_linear<tm, tn, tk, thm, thn, wm, v, st, g>(args);                  \
   }
 FFMA_PROBE_CONFIGS(PROBE_DEFINE_KERNEL)
 
@@ -85,19 +83,26 @@ struct Config {
   int threads() const { return groups * (tile_m / thread_m) * (tile_n / thread_n); }
   int smem_bytes() const { return 4 * groups * stages * tile_k * (tile_m + 4 + tile_n + 4); }
   dim3 grid(int m, int n) const {
-    const long long tiles = static_cast<long long>((m + tile_m - 1) / tile_m) *
-                            ((n + tile_n - 1) / tile_n);
+    const long long tiles = static_cast<long long>((m + tile_m - 1) / tile_m) * ((n + tile_n - 1) / tile_n);
     return dim3(static_cast<unsigned>((tiles + groups - 1) / groups), 1, 1);
   }
 };
 
-#define PROBE_LIST_ENTRY(tm, tn, tk, thm, thn, wm, v, st, g)                               \
-  Config{#tm "x" #tn "x" #tk " t" #thm "x" #thn " w" #wm " v" #v " s" #st " g" #g,         \
-         PROBE_NAME(tm, tn, tk, thm, thn, wm, v, st, g), tm, tn, tk, thm, thn, wm, v, st, g},
+#define PROBE_LIST_ENTRY(tm, tn, tk, thm, thn, wm, v, st, g)                       \
+  Config{#tm "x" #tn "x" #tk " t" #thm "x" #thn " w" #wm " v" #v " s" #st " g" #g, \
+         PROBE_NAME(tm, tn, tk, thm, thn, wm, v, st, g),                           \
+         tm,                                                                       \
+         tn,                                                                       \
+         tk,                                                                       \
+         thm,                                                                      \
+         thn,                                                                      \
+         wm,                                                                       \
+         v,                                                                        \
+         st,                                                                       \
+         g},
 const Config kConfigs[] = {FFMA_PROBE_CONFIGS(PROBE_LIST_ENTRY)};
 
-__global__ void epilogue_kernel(float* out, const float* bias, float scale, long long total,
-                                int n) {
+__global__ void epilogue_kernel(float* out, const float* bias, float scale, long long total, int n) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
     out[i] = fusetune::fused_epilogue(out[i], bias ? bias[i % n] : 0.0f, scale);
@@ -162,8 +167,7 @@ struct DeviceProblem {
 };
 
 void launch(const Config& c, const Problem& p, const DeviceProblem& d) {
-  fusetune::FusedLinearArgs args{d.x, d.w, p.with_bias ? d.b : nullptr, d.out,
-                                 p.m, p.n, p.k, p.scale};
+  fusetune::FusedLinearArgs args{d.x, d.w, p.with_bias ? d.b : nullptr, d.out, p.m, p.n, p.k, p.scale};
   c.kernel<<<c.grid(p.m, p.n), c.threads(), c.smem_bytes()>>>(args);
   PROBE_CUDA(cudaGetLastError());
 }
@@ -172,8 +176,7 @@ void launch_baseline(cublasHandle_t h, const Problem& p, const DeviceProblem& d)
   // Row-major out(m, n) = x(m, k) * w(n, k)^T, seen column-major by cuBLAS: out is C(n x m),
   // w is a k x n matrix (ld k) used transposed, x a k x m matrix (ld k).
   const float one = 1.0f, zero = 0.0f;
-  PROBE_CUBLAS(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, p.n, p.m, p.k, &one, d.w, p.k, d.x,
-                           p.k, &zero, d.out, p.n));
+  PROBE_CUBLAS(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, p.n, p.m, p.k, &one, d.w, p.k, d.x, p.k, &zero, d.out, p.n));
   const long long total = static_cast<long long>(p.m) * p.n;
   const int blocks = static_cast<int>(std::min<long long>((total + 255) / 256, 132 * 16));
   epilogue_kernel<<<blocks, 256>>>(d.out, p.with_bias ? d.b : nullptr, p.scale, total, p.n);
@@ -186,8 +189,7 @@ struct Check {
   long long bad = 0, non_finite = 0, checked = 0;
 };
 
-Check check_against_reference(const Problem& p, const std::vector<float>& out, int samples,
-                              uint64_t seed) {
+Check check_against_reference(const Problem& p, const std::vector<float>& out, int samples, uint64_t seed) {
   Check r;
   std::mt19937_64 rng(seed);
   const long long total = static_cast<long long>(p.m) * p.n;
@@ -225,8 +227,7 @@ std::vector<float> run_and_fetch(const Config& c, const Problem& p, const Device
 }
 
 template <typename Launch>
-double median_ms(Launch&& launch_once, void* flush, size_t flush_bytes, cudaEvent_t start,
-                 cudaEvent_t stop) {
+double median_ms(Launch&& launch_once, void* flush, size_t flush_bytes, cudaEvent_t start, cudaEvent_t stop) {
   for (int i = 0; i < 3; ++i) launch_once();
   std::vector<float> ms;
   for (int i = 0; i < 20; ++i) {
@@ -266,20 +267,16 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp prop;
   PROBE_CUDA(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s, %d SMs, cc %d.%d\n", prop.name, prop.multiProcessorCount,
-              prop.major, prop.minor);
+  std::printf("device: %s, %d SMs, cc %d.%d\n", prop.name, prop.multiProcessorCount, prop.major, prop.minor);
 
   for (const Config& c : kConfigs) {
-    PROBE_CUDA(cudaFuncSetAttribute(c.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    c.smem_bytes()));
+    PROBE_CUDA(cudaFuncSetAttribute(c.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, c.smem_bytes()));
     cudaFuncAttributes attr;
     PROBE_CUDA(cudaFuncGetAttributes(&attr, c.kernel));
     int blocks_per_sm = 0;
-    PROBE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, c.kernel,
-                                                             c.threads(), c.smem_bytes()));
-    std::printf("config %-28s threads %4d smem %6d B regs %3d local %zu B blocks/SM %d\n",
-                c.name, c.threads(), c.smem_bytes(), attr.numRegs, attr.localSizeBytes,
-                blocks_per_sm);
+    PROBE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, c.kernel, c.threads(), c.smem_bytes()));
+    std::printf("config %-28s threads %4d smem %6d B regs %3d local %zu B blocks/SM %d\n", c.name, c.threads(),
+                c.smem_bytes(), attr.numRegs, attr.localSizeBytes, blocks_per_sm);
   }
 
   // 1. Correctness on odd shapes, every config whose vec divides k.
@@ -290,34 +287,32 @@ int main(int argc, char** argv) {
     bool bias;
     int offset;
   };
-  const Shape shapes[] = {{7, 33, 1000, 2.0f, true, 0},    {1, 1, 1, 2.0f, true, 0},
-                          {33, 7, 8191, -1.5f, true, 0},   {129, 257, 31, 0.0f, false, 0},
-                          {300, 130, 77, 2.0f, true, 0},   {50, 70, 1002, 2.0f, true, 0},
-                          {64, 128, 4096, 2.0f, true, 0},  {65, 99, 333, 2.0f, true, 1}};
+  const Shape shapes[] = {{7, 33, 1000, 2.0f, true, 0},   {1, 1, 1, 2.0f, true, 0},      {33, 7, 8191, -1.5f, true, 0},
+                          {129, 257, 31, 0.0f, false, 0}, {300, 130, 77, 2.0f, true, 0}, {50, 70, 1002, 2.0f, true, 0},
+                          {64, 128, 4096, 2.0f, true, 0}, {65, 99, 333, 2.0f, true, 1}};
   bool all_ok = true;
-  std::printf("\n%-28s %-16s %10s %10s %6s %6s\n", "config", "shape", "max_abs", "rel_l2",
-              "bad", "nonfin");
+  std::printf("\n%-28s %-16s %10s %10s %6s %6s\n", "config", "shape", "max_abs", "rel_l2", "bad", "nonfin");
   for (const Shape& s : shapes) {
     Problem p = make_problem(s.m, s.n, s.k, s.scale, s.bias, 1234 + s.m * 7 + s.k);
     DeviceProblem d(p, s.offset);
     for (const Config& c : kConfigs) {
-      if (s.k % c.vec != 0) continue;            // shape constraint k % vec == 0
-      if (s.offset % c.vec != 0) continue;       // the host's 4 * vec-byte alignment check
+      if (s.k % c.vec != 0) continue;       // shape constraint k % vec == 0
+      if (s.offset % c.vec != 0) continue;  // the host's 4 * vec-byte alignment check
       const std::vector<float> out = run_and_fetch(c, p, d);
       const Check r = check_against_reference(p, out, 1 << 14, 99);
       const bool ok = r.bad == 0 && r.rel_l2 <= 2e-6;
       all_ok = all_ok && ok;
       char shape[32];
       std::snprintf(shape, sizeof shape, "%dx%dx%d%s", s.m, s.n, s.k, s.offset ? " +1" : "");
-      std::printf("%-28s %-16s %10.3g %10.3g %6lld %6lld %s\n", c.name, shape, r.max_abs,
-                  r.rel_l2, r.bad, r.non_finite, ok ? "ok" : "FAIL");
+      std::printf("%-28s %-16s %10.3g %10.3g %6lld %6lld %s\n", c.name, shape, r.max_abs, r.rel_l2, r.bad, r.non_finite,
+                  ok ? "ok" : "FAIL");
     }
   }
 
   // 2. Numerics: large |z| saturates (w scaled so |z| reaches ~1e3), NaN in -> NaN out.
   {
     Problem p = make_problem(40, 72, 64, 2.0f, true, 77);
-    for (auto& v : p.w) v *= 4000.0f;  // z in about [-1e3, 1e3]
+    for (auto& v : p.w) v *= 4000.0f;                            // z in about [-1e3, 1e3]
     p.x[5 * p.k + 3] = std::numeric_limits<float>::quiet_NaN();  // row 5 of out is NaN
     DeviceProblem d(p);
     for (const Config& c : kConfigs) {
@@ -365,14 +360,12 @@ int main(int argc, char** argv) {
   PROBE_CUDA(cudaEventCreate(&start));
   PROBE_CUDA(cudaEventCreate(&stop));
   const double flop = 2.0 * hm * static_cast<double>(hn) * hk;
-  const double base_ms =
-      median_ms([&] { launch_baseline(handle, p, d); }, flush, flush_bytes, start, stop);
+  const double base_ms = median_ms([&] { launch_baseline(handle, p, d); }, flush, flush_bytes, start, stop);
 
   std::printf("\nshape %dx%dx%d (m x n x k), s = 2, median of 20 (L2 flushed)\n", hm, hn, hk);
-  std::printf("%-28s %8s %8s %7s %10s %7s %10s\n", "config", "ms", "TFLOP/s", "ratio",
-              "maxdiff", "nonfin", "rel_l2");
-  std::printf("%-28s %8.3f %8.2f %7.3f %10s %7s %10.3g\n", "cublas_sgemm+epilogue", base_ms,
-              flop / base_ms * 1e-9, 1.0, "-", "-", base_check.rel_l2);
+  std::printf("%-28s %8s %8s %7s %10s %7s %10s\n", "config", "ms", "TFLOP/s", "ratio", "maxdiff", "nonfin", "rel_l2");
+  std::printf("%-28s %8.3f %8.2f %7.3f %10s %7s %10.3g\n", "cublas_sgemm+epilogue", base_ms, flop / base_ms * 1e-9, 1.0,
+              "-", "-", base_check.rel_l2);
   for (const Config& c : kConfigs) {
     if (hk % c.vec != 0) continue;  // shape constraint k % vec == 0
     const std::vector<float> out = run_and_fetch(c, p, d);
@@ -388,8 +381,8 @@ int main(int argc, char** argv) {
     const Check r = check_against_reference(p, out, 4096, 5);
     all_ok = all_ok && non_finite == 0 && r.bad == 0 && r.rel_l2 <= 2e-6;
     const double ms = median_ms([&] { launch(c, p, d); }, flush, flush_bytes, start, stop);
-    std::printf("%-28s %8.3f %8.2f %7.3f %10.3g %7lld %10.3g\n", c.name, ms, flop / ms * 1e-9,
-                ms / base_ms, max_diff, non_finite, r.rel_l2);
+    std::printf("%-28s %8.3f %8.2f %7.3f %10.3g %7lld %10.3g\n", c.name, ms, flop / ms * 1e-9, ms / base_ms, max_diff,
+                non_finite, r.rel_l2);
   }
   PROBE_CUDA(cudaEventDestroy(start));
   PROBE_CUDA(cudaEventDestroy(stop));

@@ -76,13 +76,10 @@ __device__ __forceinline__ void copy_async4(unsigned dst, const float* src) {
 
 /// As copy_async4, but copies src_bytes (0 or 4) and zero-fills the rest.
 __device__ __forceinline__ void copy_async4_zfill(unsigned dst, const float* src, int src_bytes) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src),
-               "r"(src_bytes));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
 
-__device__ __forceinline__ void copy_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 
 /// Waits until at most kPending of this thread's committed copy groups are in flight.
 template <int kPending>
@@ -156,14 +153,14 @@ struct TileCopy {
   /// Where one pass has more row slots than the tile has rows, threads split the sectors.
   static constexpr int kSectorStep = kRows >= kRowStep ? 1 : kRowStep / kRows;
   static constexpr int kSectorsPerThread = (kSectors + kSectorStep - 1) / kSectorStep;
-  static constexpr int kStaged = kVec > 1 ? kRowsPerThread * kSectorsPerThread * kVec : 1;
+  static constexpr int kStaged = kVec > 1 ? kRowsPerThread* kSectorsPerThread* kVec : 1;
   static_assert(kRows % kRowStep == 0 || kRowStep % kRows == 0, "powers of two");
 
-  float staged[kStaged];          ///< vec > 1: the next tile, in flight
-  const char* next;               ///< the next tile's byte address at row 0, this thread's k
-  unsigned row[kRowsPerThread];   ///< this thread's rows (clamped)
-  int k_first;                    ///< k of this thread's first vector within a tile
-  int store_offset;               ///< S index (in floats) of that vector's first float
+  float staged[kStaged];         ///< vec > 1: the next tile, in flight
+  const char* next;              ///< the next tile's byte address at row 0, this thread's k
+  unsigned row[kRowsPerThread];  ///< this thread's rows (clamped)
+  int k_first;                   ///< k of this thread's first vector within a tile
+  int store_offset;              ///< S index (in floats) of that vector's first float
 
   __device__ __forceinline__ TileCopy(const float* base, int rows, int row0, int tid) {
     const int r0 = (tid / kLanes) % kRows;
@@ -187,18 +184,15 @@ struct TileCopy {
   /// to the tile after it. ld_bytes = 4 * k. kCheckK: the tile may extend past k
   /// (k_left = k - its first k); `any` is a valid address for the zero-filling copies.
   template <bool kCheckK>
-  __device__ __forceinline__ void issue_async(unsigned stage, unsigned ld_bytes, int k_left,
-                                              const float* any) {
+  __device__ __forceinline__ void issue_async(unsigned stage, unsigned ld_bytes, int k_left, const float* any) {
 #pragma unroll
     for (int d = 0; d < kRowsPerThread; ++d) {
-      const float* src = reinterpret_cast<const float*>(
-          next + static_cast<unsigned long long>(row[d]) * ld_bytes);
+      const float* src = reinterpret_cast<const float*>(next + static_cast<unsigned long long>(row[d]) * ld_bytes);
 #pragma unroll
       for (int s = 0; s < kSectorsPerThread; ++s) {
         const int k_off = s * kSectorStep * 8;  // relative to k_first
         if (!has_sector(s)) continue;
-        const unsigned to =
-            stage + static_cast<unsigned>((store_offset + k_off * kPitch + d * kRowStep) * 4);
+        const unsigned to = stage + static_cast<unsigned>((store_offset + k_off * kPitch + d * kRowStep) * 4);
         if (kCheckK) {
           const bool inside = k_first + k_off < k_left;
           copy_async4_zfill(to, inside ? src + k_off : any, inside ? 4 : 0);
@@ -215,13 +209,11 @@ struct TileCopy {
   __device__ __forceinline__ void load(unsigned ld_bytes, int k_left) {
 #pragma unroll
     for (int d = 0; d < kRowsPerThread; ++d) {
-      const float* src = reinterpret_cast<const float*>(
-          next + static_cast<unsigned long long>(row[d]) * ld_bytes);
+      const float* src = reinterpret_cast<const float*>(next + static_cast<unsigned long long>(row[d]) * ld_bytes);
 #pragma unroll
       for (int s = 0; s < kSectorsPerThread; ++s) {
         const int k_off = s * kSectorStep * 8;
-        float(&v)[kVec] =
-            *reinterpret_cast<float(*)[kVec]>(&staged[(d * kSectorsPerThread + s) * kVec]);
+        float(&v)[kVec] = *reinterpret_cast<float(*)[kVec]>(&staged[(d * kSectorsPerThread + s) * kVec]);
         if (has_sector(s) && (!kCheckK || k_first + k_off < k_left)) {
           load_vector<kVec>(v, src + k_off);
         } else {
@@ -277,8 +269,8 @@ struct TileCopy {
 /// likewise with n), so one float4 read per run gives its 4 rows at one k, and a warp's read
 /// of run i is kWarpM consecutive float4 (shared by the lanes of equal lane_m). Output
 /// columns come in runs of 4, stored as one float4 where n and out allow it.
-template <int kTileM, int kTileN, int kTileK, int kThreadM, int kThreadN, int kWarpM, int kVec,
-          int kStages, int kGroups>
+template <int kTileM, int kTileN, int kTileK, int kThreadM, int kThreadN, int kWarpM, int kVec, int kStages,
+          int kGroups>
 __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
   constexpr int kThreads = (kTileM / kThreadM) * (kTileN / kThreadN);  // of one group
   constexpr int kWarpN = 32 / kWarpM;
@@ -293,12 +285,10 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
   static_assert(kTileK == 8 || kTileK == 16 || kTileK == 32, "tile_k: 8, 16 or 32");
   static_assert(kThreadM % 4 == 0 && kThreadN % 4 == 0, "thread_m, thread_n: multiples of 4");
   static_assert(32 % kWarpM == 0, "warp_m divides 32");
-  static_assert(kTileM % kWarpTileM == 0 && kTileN % kWarpTileN == 0,
-                "warp tiles tile the group's tile");
+  static_assert(kTileM % kWarpTileM == 0 && kTileN % kWarpTileN == 0, "warp tiles tile the group's tile");
   static_assert(kThreads % 32 == 0, "whole warps");
   static_assert(kVec == 1 || kVec == 2 || kVec == 4, "vec: 1, 2 or 4");
-  static_assert(kVec == 1 ? kStages >= 2 && kStages <= 4 : kStages == 2,
-                "stages: 2 .. 4 for vec 1, 2 for vec 2 and 4");
+  static_assert(kVec == 1 ? kStages >= 2 && kStages <= 4 : kStages == 2, "stages: 2 .. 4 for vec 1, 2 for vec 2 and 4");
   static_assert(kGroups >= 1 && kGroups <= 15, "groups: 1 .. 15 (named barriers 1 .. 15)");
 
   const float* x = static_cast<const float*>(args.x);
@@ -307,8 +297,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
   const int n = args.n;
   const int k = args.k;
   const int group = kGroups == 1 ? 0 : static_cast<int>(threadIdx.x) / kThreads;
-  const int tid = kGroups == 1 ? static_cast<int>(threadIdx.x)
-                               : static_cast<int>(threadIdx.x) % kThreads;
+  const int tid = kGroups == 1 ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x) % kThreads;
   const int tiles_m = (m + kTileM - 1) / kTileM;
   const int tile = static_cast<int>(blockIdx.x) * kGroups + group;
   if (kGroups > 1 && tile >= tiles_m * ((n + kTileN - 1) / kTileN)) return;  // whole group
@@ -317,8 +306,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
 
   // Dynamic shared memory, declared as float4 for its 16-byte alignment; this group's part.
   extern __shared__ float4 fusetune_ffma_smem_v4[];
-  float* const smem =
-      reinterpret_cast<float*>(fusetune_ffma_smem_v4) + group * kStages * kStageFloats;
+  float* const smem = reinterpret_cast<float*>(fusetune_ffma_smem_v4) + group * kStages * kStageFloats;
   // Barrier over this group's threads only.
   auto group_barrier = [&]() {
     if constexpr (kGroups == 1) {
@@ -336,8 +324,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
 
   // vec = 1: issues the cp.async copies of tile t (in order, once each) into stage s.
   auto issue_tile = [&](int t, int s) {
-    const unsigned stage =
-        detail::shared_address(smem) + static_cast<unsigned>(s * kStageFloats * 4);
+    const unsigned stage = detail::shared_address(smem) + static_cast<unsigned>(s * kStageFloats * 4);
     const unsigned stage_w = stage + static_cast<unsigned>(kTileK * kPitchX * 4);
     if (k_tail && t == num_tiles - 1) {
       copy_x.template issue_async<true>(stage, ld_bytes, k - t * kTileK, x);
@@ -365,7 +352,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
   const int frag_n = (warp / kWarpsM) * kWarpTileN + (lane % kWarpN) * 4;
 
   // Fragments of k-step kk of stage s: a[kThreadM] from Xs, b[kThreadN] from Ws.
-  auto load_fragments = [&](float (&a)[kThreadM], float (&b)[kThreadN], int s, int kk) {
+  auto load_fragments = [&](float(&a)[kThreadM], float(&b)[kThreadN], int s, int kk) {
     const float* xs = smem + s * kStageFloats + kk * kPitchX + frag_m;
     const float* ws = smem + s * kStageFloats + kTileK * kPitchX + kk * kPitchW + frag_n;
 #pragma unroll
@@ -468,8 +455,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
   const int col0 = block_n0 + frag_n;
   // float4 stores need n % 4 == 0 (every row starts 16-byte aligned) and an aligned out;
   // col0 is a multiple of 4, so a run of 4 columns is then wholly inside n or outside it.
-  const bool vector_store =
-      n % 4 == 0 && (reinterpret_cast<unsigned long long>(out) & 15ull) == 0;
+  const bool vector_store = n % 4 == 0 && (reinterpret_cast<unsigned long long>(out) & 15ull) == 0;
 
   float bias_frag[kThreadN];
 #pragma unroll
