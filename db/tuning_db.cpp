@@ -592,9 +592,14 @@ std::int64_t TuningDb::upsert_device(const DeviceFingerprint& device) {
 std::int64_t TuningDb::begin_run(std::int64_t device_id, const RunInfo& run) {
   impl_->require_writable("begin_run");
   Statement insert(impl_->db,
-                   "INSERT INTO run (device_id, fusetune_version, argv, search_space_hash) "
-                   "VALUES (?1, ?2, ?3, ?4) RETURNING id");
-  insert.bind(1, device_id).bind(2, run.fusetune_version).bind(3, run.argv).bind(4, run.search_space_hash);
+                   "INSERT INTO run (device_id, fusetune_version, argv, search_space_hash, seed) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id");
+  // SQLite integers are signed 64-bit: a seed is stored as its low 63 bits.
+  insert.bind(1, device_id)
+      .bind(2, run.fusetune_version)
+      .bind(3, run.argv)
+      .bind(4, run.search_space_hash)
+      .bind(5, static_cast<std::int64_t>(run.seed & 0x7fffffffffffffffULL));
   insert.step();
   const std::int64_t id = insert.column_int64(0);
   insert.run();

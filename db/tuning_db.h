@@ -35,6 +35,7 @@ struct RunInfo {
   std::string fusetune_version;
   std::string argv;               ///< the command line, space-joined
   std::string search_space_hash;  ///< hash of the search-space file's bytes
+  std::uint64_t seed = 0;         ///< seed of the random inputs (the low 63 bits are stored)
 };
 
 /// A trial as stored, with its row id and the run that produced it.

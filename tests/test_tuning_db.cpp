@@ -176,6 +176,13 @@ TEST_F(TuningDbTest, UpsertDeviceReturnsSameIdForSameFingerprint) {
   EXPECT_NE(db.upsert_device(a100()), first);
 }
 
+TEST_F(TuningDbTest, RunsKeepTheSeedOfTheirInputs) {
+  TuningDb db = TuningDb::open(path_);
+  const auto device = db.upsert_device(h100());
+  const auto run = db.begin_run(device, RunInfo{"0.1.0", "fusetune tune --seed 12345", "sshash", 12345});
+  EXPECT_EQ(raw_query_int(path_, "SELECT seed FROM run WHERE id = " + std::to_string(run)), 12345);
+}
+
 TEST_F(TuningDbTest, OkTrialRoundTripsEveryField) {
   TuningDb db = open_with_run();
   TrialResult trial = ok_trial("ffma_t128x64_s3", 2.625, 6.5e-7);

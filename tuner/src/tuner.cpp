@@ -152,7 +152,6 @@ TuneReport tune(const TuneOptions& options) {
 
   if (!db) db.emplace(TuningDb::open(options.db_path, true));
   const std::int64_t device_id = db->upsert_device(report.device);
-  const std::int64_t run_id = db->begin_run(device_id, {FUSETUNE_VERSION, options.argv, space.content_hash()});
 
   // Plan: every config of the space (invalid ones recorded with their reason), minus what
   // the database already holds for this template, in strategy order, cut to the budget.
@@ -168,8 +167,11 @@ TuneReport tune(const TuneOptions& options) {
     }
     plan.push_back(std::move(config));
   }
+  // 63 bits, so that the seed stored in SQLite (signed 64-bit) is the one used.
   const std::uint64_t seed =
-      options.seed ? options.seed : std::uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
+      (options.seed ? options.seed : std::uint64_t(std::chrono::system_clock::now().time_since_epoch().count())) &
+      0x7fffffffffffffffULL;
+  const std::int64_t run_id = db->begin_run(device_id, {FUSETUNE_VERSION, options.argv, space.content_hash(), seed});
   if (options.strategy == "random") {
     std::mt19937_64 random(seed);
     std::shuffle(plan.begin(), plan.end(), random);
