@@ -399,8 +399,11 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
   load_fragments(a[0], b[0], 0, 0);
 
   int stage = 0;  // tile t's stage
-  for (int t = 0; t < num_tiles; ++t) {
-    const bool has_next = t + 1 < num_tiles;
+  // One tile's k-steps. next_mode, a constant at each call (folded once inlined): 1 or 0
+  // when whether a next tile exists is known, -1 to test t + 1 < num_tiles at run time.
+  // (A plain lambda: NVRTC rejects generic lambdas in device code.)
+  auto tile_body = [&](const int t, const int next_mode) {
+    const bool has_next = next_mode >= 0 ? next_mode == 1 : t + 1 < num_tiles;
     const int next_stage = stage + 1 == kStages ? 0 : stage + 1;
     if constexpr (kVec == 1) {
       // Tile t+kStages-1 goes to the stage of tile t-1, whose reads all preceded the barrier
@@ -443,6 +446,15 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
       }
     }
     stage = next_stage;
+  };
+  if constexpr (kVec == 1) {
+    // The last tile peeled off: the loop's tiles all have a next one, so their k-steps form
+    // one branch-free block for ptxas to schedule (H100, 1024x8192x8192: 128x256 t8x16 v1
+    // 5% faster). The vec 4 configs were 12% slower peeled, so they keep the run-time test.
+    for (int t = 0; t < num_tiles - 1; ++t) tile_body(t, 1);
+    tile_body(num_tiles - 1, 0);
+  } else {
+    for (int t = 0; t < num_tiles; ++t) tile_body(t, -1);
   }
 
   // Epilogue: z = acc + bias, out = z + scale * sigmoid(z), straight from registers.
