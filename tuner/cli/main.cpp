@@ -14,6 +14,7 @@
 #include "progress.h"
 #include "source_generator.h"
 #include "tuner.h"
+#include "verifier.h"
 #include "worker.h"
 
 namespace fusetune::cli {
@@ -104,7 +105,7 @@ int run_query(const QueryCommand& command) {
     if (std::find(devices.begin(), devices.end(), trial.device_key) == devices.end())
       devices.push_back(trial.device_key);
   for (const auto& device : devices) {
-    const auto baseline = db.latest_baseline(device, command.shape, "cublas_sgemm+epilogue");
+    const auto baseline = db.latest_baseline(device, command.shape, kBaselineName);
     std::printf("device %s\n", device.c_str());
     if (baseline)
       std::printf("baseline %s: %.4f ms, rel. error %.2e\n", baseline->name.c_str(), baseline->timing.median_ms,

@@ -16,7 +16,6 @@
 #include "fusetune/fused_linear.h"
 #include "kernel_launcher.h"
 #include "source_generator.h"
-#include "tuner.h"
 #include "tuning_db.h"
 
 namespace fusetune {

@@ -17,6 +17,9 @@
 
 namespace fusetune {
 
+/// Name of the baseline (cuBLAS SGEMM, then a separate epilogue kernel) in the database.
+inline constexpr const char* kBaselineName = "cublas_sgemm+epilogue";
+
 /// Inputs drawn on the host: x ~ U[0,1) (torch.rand), W and b ~ U(-1/sqrt(K), 1/sqrt(K))
 /// (nn.Linear's default init), so that no test ever runs on zeros.
 struct HostInputs {
