@@ -1,0 +1,290 @@
+// Development probe of kernel_templates/wgmma_gemm.cuh, outside the tuner: a handful of
+// configs of each operand kind, compiled by nvcc, checked against a float64 reference
+// (cuBLAS DGEMM + epilogue) and timed against cuBLAS in the same process.
+//   nvcc -std=c++17 -O3 -arch=sm_90a -I kernel_templates bench/wgmma_probe.cu -lcublas -o wgmma_probe
+//   ./wgmma_probe [M N K]
+// The tuner is the real measurement; this exists to iterate on the template quickly.
+#include <cublas_v2.h>
+#include <cuda.h>
+#include <cudaTypedefs.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "wgmma_gemm.cuh"
+
+#define CHECK(call)                                                                        \
+  do {                                                                                     \
+    cudaError_t status_ = (call);                                                          \
+    if (status_ != cudaSuccess) {                                                          \
+      std::fprintf(stderr, "%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(status_)); \
+      std::exit(1);                                                                        \
+    }                                                                                      \
+  } while (0)
+#define CHECK_CUBLAS(call)                                                         \
+  do {                                                                             \
+    cublasStatus_t status_ = (call);                                               \
+    if (status_ != CUBLAS_STATUS_SUCCESS) {                                        \
+      std::fprintf(stderr, "%s:%d cublas %d\n", __FILE__, __LINE__, int(status_)); \
+      std::exit(1);                                                                \
+    }                                                                              \
+  } while (0)
+
+using fusetune::HopperLinearArgs;
+
+// Two kernels: a __cluster_dims__ attribute, even (1, 1, 1), makes every launch a cluster launch.
+template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
+          int kPromote, int kPingpong>
+__global__ void __launch_bounds__(128 * (kConsumers + 1), 1)
+    probe_kernel(const __grid_constant__ HopperLinearArgs args) {
+  fusetune::wgmma::fused_linear<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
+                                1, kPingpong>(args);
+}
+template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
+          int kPromote, int kPingpong>
+__global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(128 * (kConsumers + 1), 1)
+    probe_kernel_cluster2(const __grid_constant__ HopperLinearArgs args) {
+  fusetune::wgmma::fused_linear<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
+                                2, kPingpong>(args);
+}
+
+__global__ void widen_bf16(const unsigned short* in, double* out, float* out32, long long count) {
+  for (long long i = blockIdx.x * 256ll + threadIdx.x; i < count; i += gridDim.x * 256ll) {
+    const float v = __uint_as_float(unsigned(in[i]) << 16);
+    out[i] = v;
+    if (out32) out32[i] = v;
+  }
+}
+__global__ void widen_f32(const float* in, double* out, long long count) {
+  for (long long i = blockIdx.x * 256ll + threadIdx.x; i < count; i += gridDim.x * 256ll) out[i] = in[i];
+}
+__global__ void epilogue_f64(double* z, const double* bias, double scale, int m, int n) {
+  for (long long i = blockIdx.x * 256ll + threadIdx.x; i < (long long)m * n; i += gridDim.x * 256ll) {
+    const double v = z[i] + bias[i % n];
+    z[i] = v + scale / (1.0 + exp(-v));
+  }
+}
+__global__ void error_terms(const void* out, int is_bf16, const double* ref, long long count, double* sums) {
+  double num = 0, den = 0;
+  for (long long i = blockIdx.x * 256ll + threadIdx.x; i < count; i += gridDim.x * 256ll) {
+    const double v = is_bf16 ? double(__uint_as_float(unsigned(((const unsigned short*)out)[i]) << 16))
+                             : double(((const float*)out)[i]);
+    const double d = v - ref[i];
+    num += (v == v) ? d * d : 1e30;
+    den += ref[i] * ref[i];
+  }
+  atomicAdd(&sums[0], num);
+  atomicAdd(&sums[1], den);
+}
+
+static PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = nullptr;
+  if (!fn) {
+    cudaDriverEntryPointQueryResult query;
+    CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", reinterpret_cast<void**>(&fn), 12000,
+                                           cudaEnableDefault, &query));
+    if (query != cudaDriverEntryPointSuccess) std::exit(2);
+  }
+  return fn;
+}
+
+static fusetune::TensorMapParam make_map(const void* base, int rows, int k, int elem_bytes, int box_rows) {
+  CUtensorMap map;
+  const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(k) * elem_bytes};
+  const cuuint32_t box[2] = {cuuint32_t(128 / elem_bytes), cuuint32_t(box_rows)};
+  const cuuint32_t element_strides[2] = {1, 1};
+  const CUresult result =
+      encode_tiled()(&map, elem_bytes == 2 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2,
+                     const_cast<void*>(base), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                     CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (result != CUDA_SUCCESS) {
+    std::fprintf(stderr, "cuTensorMapEncodeTiled failed: %d\n", int(result));
+    std::exit(1);
+  }
+  fusetune::TensorMapParam param;
+  std::memcpy(&param, &map, sizeof(map));
+  return param;
+}
+
+struct Problem {
+  int m, n, k;
+  void *x16, *w16, *b16, *x32, *w32, *b32, *wprep, *out;
+  double* ref;
+  double* sums;
+  int sms;
+};
+
+static float time_ms(const std::function<void()>& launch, int reps = 20) {
+  for (int i = 0; i < 3; ++i) launch();
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  CHECK(cudaEventRecord(a));
+  for (int i = 0; i < reps; ++i) launch();
+  CHECK(cudaEventRecord(b));
+  CHECK(cudaEventSynchronize(b));
+  float ms;
+  CHECK(cudaEventElapsedTime(&ms, a, b));
+  return ms / reps;
+}
+
+static double rel_error(const Problem& p, int is_bf16) {
+  CHECK(cudaMemset(p.sums, 0, 16));
+  error_terms<<<264, 256>>>(p.out, is_bf16, p.ref, (long long)p.m * p.n, p.sums);
+  double sums[2];
+  CHECK(cudaMemcpy(sums, p.sums, 16, cudaMemcpyDeviceToHost));
+  return std::sqrt(sums[0] / sums[1]);
+}
+
+template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
+          int kPromote, int kClusterM = 1, int kPingpong = 0>
+void run_config(const Problem& p, float baseline_ms) {
+  constexpr bool bf16 = kOperand == fusetune::kOperandBf16;
+  constexpr int elem = bf16 ? 2 : 4;
+  constexpr int weight_tiles = kOperand == fusetune::kOperandTf32x3 ? 2 : 1;
+  const int smem = kStages * 128 * (kTileM + weight_tiles * kTileN) + 2048;
+  auto kernel = kClusterM == 1 ? probe_kernel<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster,
+                                              kGroup, kPromote, kPingpong>
+                               : probe_kernel_cluster2<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent,
+                                                       kRaster, kGroup, kPromote, kPingpong>;
+  CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  HopperLinearArgs args{};
+  const void* w = kOperand == fusetune::kOperandTf32x3 ? p.wprep : (bf16 ? p.w16 : p.w32);
+  args.x_map = make_map(bf16 ? p.x16 : p.x32, p.m, p.k, elem, kTileM);
+  args.w_map = make_map(w, p.n, p.k, elem, kTileN / kClusterM);
+  args.w_small_map =
+      kOperand == fusetune::kOperandTf32x3
+          ? make_map(static_cast<const float*>(p.wprep) + (long long)p.n * p.k, p.n, p.k, elem, kTileN / kClusterM)
+          : args.w_map;
+  args.bias = bf16 ? p.b16 : p.b32;
+  args.out = p.out;
+  args.m = p.m;
+  args.n = p.n;
+  args.k = p.k;
+  args.scale = 2.0f;
+  const int tiles = ((p.m + kClusterM * kTileM - 1) / (kClusterM * kTileM)) * ((p.n + kTileN - 1) / kTileN);
+  int clusters = p.sms;
+  if (kClusterM > 1) {
+    cudaLaunchConfig_t config{};
+    config.gridDim = dim3(2 * tiles);
+    config.blockDim = dim3(128 * (kConsumers + 1));
+    config.dynamicSmemBytes = smem;
+    CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
+  }
+  const int grid = (kPersistent ? std::min(tiles, std::min(clusters, p.sms / kClusterM)) : tiles) * kClusterM;
+  if (kClusterM > 1) std::printf("   (max active clusters %d, grid %d)\n", clusters, grid);
+  auto launch = [&] { kernel<<<grid, 128 * (kConsumers + 1), smem>>>(args); };
+  CHECK(cudaMemset(p.out, 0xff, (size_t)p.m * p.n * elem));
+  launch();
+  CHECK(cudaGetLastError());
+  CHECK(cudaDeviceSynchronize());
+  const double error = rel_error(p, bf16);
+  const float ms = time_ms(launch);
+  const double tflops = 2.0 * p.m * p.n * (double)p.k / (ms * 1e9);
+  std::printf("op%d m%d n%d s%d c%d p%d r%d g%d pr%d cl%d pp%d  %8.4f ms  %6.1f TF  %.3fx baseline  rel err %.3e\n",
+              kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote, kClusterM,
+              kPingpong, ms, tflops, ms / baseline_ms, error);
+}
+
+int main(int argc, char** argv) {
+  int m = 1024, n = 8192, k = 8192;
+  if (argc == 4) {
+    m = std::atoi(argv[1]);
+    n = std::atoi(argv[2]);
+    k = std::atoi(argv[3]);
+  }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  Problem p{m, n, k};
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  p.sms = prop.multiProcessorCount;
+  std::printf("%s, %d SMs, problem %dx%dx%d\n", prop.name, p.sms, m, n, k);
+  const long long mk = (long long)m * k, nk = (long long)n * k, mn = (long long)m * n;
+  // Inputs: x ~ U[0,1), w, b ~ U(-1/sqrt(k), 1/sqrt(k)), all exactly bf16-representable so
+  // that the bf16 and fp32 runs compute the same product.
+  std::vector<unsigned short> hx(mk), hw(nk), hb(n);
+  unsigned long long state = 12345;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return float((state >> 40) & 0xffffff) / 16777216.0f;
+  };
+  auto bf16_bits = [](float v) { return (unsigned short)(__builtin_bit_cast(unsigned, v) >> 16); };
+  const float bound = 1.0f / std::sqrt(float(k));
+  for (auto& v : hx) v = bf16_bits(next());
+  for (auto& v : hw) v = bf16_bits((2 * next() - 1) * bound);
+  for (auto& v : hb) v = bf16_bits((2 * next() - 1) * bound);
+  CHECK(cudaMalloc(&p.x16, mk * 2));
+  CHECK(cudaMalloc(&p.w16, nk * 2));
+  CHECK(cudaMalloc(&p.b16, n * 2));
+  CHECK(cudaMalloc(&p.x32, mk * 4));
+  CHECK(cudaMalloc(&p.w32, nk * 4));
+  CHECK(cudaMalloc(&p.b32, n * 4));
+  CHECK(cudaMalloc(&p.wprep, nk * 8));
+  CHECK(cudaMalloc(&p.out, mn * 4));
+  CHECK(cudaMalloc(&p.ref, mn * 8));
+  CHECK(cudaMalloc(&p.sums, 16));
+  CHECK(cudaMemcpy(p.x16, hx.data(), mk * 2, cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(p.w16, hw.data(), nk * 2, cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(p.b16, hb.data(), n * 2, cudaMemcpyHostToDevice));
+  double *x64, *w64, *b64;
+  CHECK(cudaMalloc(&x64, mk * 8));
+  CHECK(cudaMalloc(&w64, nk * 8));
+  CHECK(cudaMalloc(&b64, n * 8));
+  widen_bf16<<<1024, 256>>>((unsigned short*)p.x16, x64, (float*)p.x32, mk);
+  widen_bf16<<<1024, 256>>>((unsigned short*)p.w16, w64, (float*)p.w32, nk);
+  widen_bf16<<<64, 256>>>((unsigned short*)p.b16, b64, (float*)p.b32, n);
+  cublasHandle_t cublas;
+  CHECK_CUBLAS(cublasCreate(&cublas));
+  const double one = 1, zero = 0;
+  CHECK_CUBLAS(cublasDgemm(cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w64, k, x64, k, &zero, p.ref, n));
+  epilogue_f64<<<1024, 256>>>(p.ref, b64, 2.0, m, n);
+  CHECK(cudaDeviceSynchronize());
+  fusetune_prepare_weight<<<1024, 256>>>(fusetune::WeightPrepArgs{(const float*)p.w32, (float*)p.wprep, nk});
+  CHECK(cudaDeviceSynchronize());
+
+  const float onef = 1, zerof = 0;
+  const float bf16_ms = time_ms([&] {
+    cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &onef, p.w16, CUDA_R_16BF, k, p.x16, CUDA_R_16BF, k, &zerof,
+                 p.out, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  });
+  const float tf32_ms = time_ms([&] {
+    cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &onef, p.w32, CUDA_R_32F, k, p.x32, CUDA_R_32F, k, &zerof,
+                 p.out, CUDA_R_32F, n, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
+  });
+  const float sgemm_ms = time_ms([&] {
+    cublasSgemm(cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &onef, (float*)p.w32, k, (float*)p.x32, k, &zerof,
+                (float*)p.out, n);
+  });
+  CHECK(cudaDeviceSynchronize());
+  std::printf("cuBLAS bf16 %.4f ms (%.1f TF), TF32 %.4f ms, SGEMM %.4f ms\n", bf16_ms,
+              2.0 * m * n * (double)k / (bf16_ms * 1e9), tf32_ms, sgemm_ms);
+
+  using namespace fusetune;
+  std::printf("-- bf16 (baseline cuBLAS bf16 GEMM alone)\n");
+  run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0>(p, bf16_ms);
+  run_config<kOperandBf16, 128, 256, 4, 2, 1, 1, 8, 0, 1, 0>(p, bf16_ms);
+  run_config<kOperandBf16, 128, 128, 6, 2, 1, 0, 8, 0, 1, 1>(p, bf16_ms);
+  run_config<kOperandBf16, 128, 128, 6, 2, 1, 1, 8, 0, 1, 1>(p, bf16_ms);
+  run_config<kOperandBf16, 128, 128, 4, 2, 1, 0, 8, 0, 1, 1>(p, bf16_ms);
+  run_config<kOperandBf16, 64, 256, 5, 2, 1, 0, 8, 0, 1, 1>(p, bf16_ms);
+  run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0>(p, bf16_ms);
+  run_config<kOperandBf16, 128, 256, 4, 2, 0, 0, 8, 0, 1, 0>(p, bf16_ms);
+  run_config<kOperandBf16, 256, 128, 4, 2, 1, 0, 8, 0, 1, 0>(p, bf16_ms);
+  std::printf("-- TF32 (baseline cuBLAS TF32 GEMM alone)\n");
+  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0>(p, tf32_ms);
+  run_config<kOperandTf32, 128, 128, 6, 2, 1, 0, 8, 0, 1, 1>(p, tf32_ms);
+  run_config<kOperandTf32, 128, 128, 6, 2, 1, 1, 8, 0, 1, 1>(p, tf32_ms);
+  std::printf("-- 3xTF32 (baseline cuBLAS SGEMM alone; target <= 0.40 x eager)\n");
+  run_config<kOperandTf32x3, 128, 128, 4, 2, 1, 0, 8, 8, 1, 0>(p, sgemm_ms);
+  run_config<kOperandTf32x3, 128, 128, 4, 2, 1, 0, 8, 16, 1, 0>(p, sgemm_ms);
+  run_config<kOperandTf32x3, 64, 128, 4, 2, 1, 0, 8, 8, 1, 1>(p, sgemm_ms);
+  run_config<kOperandTf32x3, 64, 128, 4, 2, 1, 0, 8, 16, 1, 1>(p, sgemm_ms);
+  return 0;
+}

@@ -1,0 +1,50 @@
+// Launch arguments of the tensor-core (wgmma) families: TMA tensor maps for the operands
+// plus the plain pointers the epilogue needs. Plain C++ so that NVRTC, nvcc and the host
+// compiler see one layout; the host fills the maps with cuTensorMapEncodeTiled.
+#pragma once
+
+namespace fusetune {
+
+/// Same size and alignment as the driver's CUtensorMap (an opaque 128-byte object). The
+/// kernel receives it inside a `const __grid_constant__` parameter, where TMA may read it.
+struct alignas(64) TensorMapParam {
+  unsigned long long opaque[16];
+};
+
+/// Operand kinds of the wgmma template (template argument kOperand).
+enum OperandKind : int {
+  kOperandBf16 = 0,    ///< x, w, bias, out bf16; fp32 accumulate
+  kOperandFp16 = 1,    ///< x, w, bias, out fp16; fp32 accumulate
+  kOperandTf32 = 2,    ///< x, w, bias, out fp32; one TF32 product (policy high)
+  kOperandTf32x3 = 3,  ///< x, bias, out fp32; w prepared as big + small TF32 halves (policy highest)
+};
+
+/// Arguments of one launch of a wgmma-family kernel.
+///
+/// The host encodes the maps for row-major matrices, 128-byte swizzle, zero fill out of
+/// bounds, box = (128 bytes of k) x (rows of one tile):
+/// - x_map: x (m, k), box {128 / elem, tile_m}
+/// - w_map: w (n, k) (for 3xTF32: the big half of the prepared weight), box {128 / elem, tile_n}
+/// - w_small_map: 3xTF32 only, the small half of the prepared weight; unused otherwise
+struct HopperLinearArgs {
+  TensorMapParam x_map;
+  TensorMapParam w_map;
+  TensorMapParam w_small_map;
+  const void* bias;  ///< n elements of the input type, or null: no bias
+  void* out;         ///< (m, n) row-major, the input type (fp32 for the fp32 kinds)
+  int m;
+  int n;
+  int k;
+  float scale;
+};
+
+/// Arguments of the weight preparation kernel `fusetune_prepare_weight` (3xTF32): writes
+/// prepared[0, count) = the TF32-rounded big part of w, prepared[count, 2 count) = the
+/// TF32-rounded remainder w - big.
+struct WeightPrepArgs {
+  const float* w;
+  float* prepared;
+  long long count;  ///< n * k
+};
+
+}  // namespace fusetune

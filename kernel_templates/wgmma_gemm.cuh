@@ -1,0 +1,591 @@
+// The Hopper (sm_90a) tensor-core family: out = z + s * sigmoid(z), z = x * w^T + b.
+//
+// Structure of one block (a CTA), per DESIGN.md and research/perf-anchors.md:
+// - warpgroup 0 is the producer: one thread issues TMA loads of x and w tiles into a ring of
+//   kStages shared-memory stages; each stage completes on a "full" mbarrier (transaction
+//   bytes), and is reused once every consumer has arrived on its "empty" mbarrier.
+// - warpgroups 1..kConsumers are consumers: each owns tile_m / kConsumers rows of the tile
+//   and runs wgmma on the stage (fp32 accumulators in registers), then applies the fused
+//   epilogue to the accumulators and stores out once; z never goes to memory.
+// - register reallocation (setmaxnreg) moves registers from the producer, which needs few, to
+//   the consumers, which hold the accumulators.
+// - persistent: a grid of at most one block per SM walks the output tiles (tile += gridDim.x),
+//   so the producer prefetches the next tile while the consumers finish the last; the order
+//   of tiles (raster, group) decides which operand tiles neighbouring blocks share in L2.
+//
+// Operand kinds (hopper_args.cuh): bf16 and fp16 (policy half), TF32 (policy high: fp32 data,
+// the tensor cores read 19 of its bits), and 3xTF32 (policy highest): w is prepared once as
+// big + small TF32 halves (fusetune_prepare_weight below); each consumer splits its x
+// fragments into big + small in registers and issues three products per k-step, small*big +
+// big*small + big*big, dropping small*small (about 2^-22 relative). Tensor-core accumulation
+// is not exact fp32 over long sums, so every kPromote k-blocks the wgmma accumulator is added
+// into a separate fp32 accumulator and restarted (DESIGN.md: without this, 8.4e-6 > 2e-6).
+//
+// Tails: TMA fills out-of-bounds rows and k-columns with zeros, which add nothing to the
+// products; the epilogue predicates its stores on m and n. The host must encode the tensor
+// maps as hopper_args.cuh says; TMA needs the rows of x and w 16-byte aligned (k * element
+// size a multiple of 16), which the search space declares as a shape constraint.
+//
+// Device code only; compiles under NVRTC (no headers beyond this directory) and nvcc, for
+// sm_90a (wgmma, setmaxnreg).
+#pragma once
+
+#include "hopper_args.cuh"
+#include "wgmma_ops.cuh"
+
+namespace fusetune {
+namespace wgmma {
+
+/// Every stage holds 128 bytes of k per row: the width of the 128-byte TMA/wgmma swizzle, so
+/// each row of a tile is exactly one swizzle row and a tile is whole 8-row (1024-byte) atoms.
+constexpr int kTileKBytes = 128;
+/// Bytes of k one wgmma consumes (16 bf16/fp16 or 8 TF32 elements): 4 wgmma k-steps per stage.
+constexpr int kMmaKBytes = 32;
+constexpr int kKSteps = kTileKBytes / kMmaKBytes;
+constexpr int kWarpgroupThreads = 128;
+
+template <int kOperand>
+struct OperandTraits {
+  static constexpr int kElementBytes = (kOperand == kOperandBf16 || kOperand == kOperandFp16) ? 2 : 4;
+  static constexpr int kTileK = kTileKBytes / kElementBytes;               ///< elements of k per stage
+  static constexpr int kWeightTiles = kOperand == kOperandTf32x3 ? 2 : 1;  ///< w tiles per stage (big, small)
+};
+
+// ---- PTX wrappers: shared-memory addresses, mbarriers, TMA, wgmma synchronisation ----
+
+__device__ __forceinline__ unsigned shared_address(const void* pointer) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
+}
+
+__device__ __forceinline__ void mbarrier_init(unsigned barrier, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(barrier), "r"(count) : "memory");
+}
+
+/// Makes the initialised barriers visible to the async proxy (TMA) before first use.
+__device__ __forceinline__ void fence_barrier_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(unsigned barrier, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(barrier), "r"(bytes) : "memory");
+}
+
+__device__ __forceinline__ void mbarrier_arrive(unsigned barrier) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(barrier) : "memory");
+}
+
+/// Waits until the barrier's phase with parity `parity` has completed.
+__device__ __forceinline__ void mbarrier_wait(unsigned barrier, unsigned parity) {
+  unsigned done = 0;
+  do {
+    asm volatile(
+        "{\n.reg .pred ready;\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 ready, [%1], %2;\n"
+        "selp.u32 %0, 1, 0, ready;\n}\n"
+        : "=r"(done)
+        : "r"(barrier), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+
+/// TMA: the box at (inner, outer) of the tensor `map` into shared memory at `destination`,
+/// completing `bytes` of transaction on `barrier`.
+__device__ __forceinline__ void tma_load_2d(unsigned destination, const TensorMapParam* map, unsigned barrier,
+                                            int inner, int outer) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
+          destination),
+      "l"(reinterpret_cast<unsigned long long>(map)), "r"(inner), "r"(outer), "r"(barrier)
+      : "memory");
+}
+
+/// TMA multicast: the box lands at the same shared-memory offset in every block of the
+/// cluster named by `mask`, and completes its bytes on the barrier at `barrier`'s offset in each.
+__device__ __forceinline__ void tma_load_2d_multicast(unsigned destination, const TensorMapParam* map, unsigned barrier,
+                                                      int inner, int outer, unsigned short mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+      " [%0], [%1, {%2, %3}], [%4], %5;" ::"r"(destination),
+      "l"(reinterpret_cast<unsigned long long>(map)), "r"(inner), "r"(outer), "r"(barrier), "h"(mask)
+      : "memory");
+}
+
+/// Arrives on the barrier at shared address `barrier` of block `rank` of the cluster.
+__device__ __forceinline__ void mbarrier_arrive_cluster(unsigned barrier, unsigned rank) {
+  asm volatile(
+      "{\n.reg .b32 remote;\n"
+      "mapa.shared::cluster.u32 remote, %0, %1;\n"
+      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(barrier),
+      "r"(rank)
+      : "memory");
+}
+
+__device__ __forceinline__ unsigned cluster_rank() {
+  unsigned rank;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+  return rank;
+}
+
+/// Every thread of every block of the cluster: barrier with release/acquire semantics.
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
+}
+
+__device__ __forceinline__ void prefetch_tensor_map(const TensorMapParam* map) {
+  asm volatile("prefetch.tensormap [%0];" ::"l"(reinterpret_cast<unsigned long long>(map)) : "memory");
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(kPending) : "memory");
+}
+
+/// Keeps the compiler from moving accesses of accumulators across wgmma issue and wait
+/// (the hardware writes them asynchronously, behind the compiler's back).
+template <int kCount>
+__device__ __forceinline__ void fence_registers(float (&values)[kCount]) {
+#pragma unroll
+  for (int i = 0; i < kCount; ++i) asm volatile("" : "+f"(values[i])::"memory");
+}
+
+template <int kRegisters>
+__device__ __forceinline__ void release_registers() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kRegisters));
+}
+template <int kRegisters>
+__device__ __forceinline__ void claim_registers() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(kRegisters));
+}
+
+/// wgmma shared-memory matrix descriptor of a K-major tile stored as TMA's 128-byte swizzle
+/// writes it: rows of 128 bytes, 8-row atoms 1024 bytes apart (stride byte offset), leading
+/// byte offset unused for swizzled K-major layouts (1 by convention), swizzle mode 1 = 128B.
+__device__ __forceinline__ unsigned long long matrix_descriptor(unsigned address) {
+  return static_cast<unsigned long long>((address & 0x3ffff) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) |
+         (1ull << 62);
+}
+
+/// fp32 rounded to TF32 (10 mantissa bits, round to nearest, ties away), as fp32 bits.
+__device__ __forceinline__ unsigned round_to_tf32(float value) {
+  unsigned bits;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(bits) : "f"(value));
+  return bits;
+}
+
+// ---- element conversions (raw bits: no cuda_bf16.h / cuda_fp16.h needed under NVRTC) ----
+
+template <int kOperand>
+__device__ __forceinline__ float load_element(const void* base, long long index) {
+  if constexpr (kOperand == kOperandBf16) {
+    const unsigned short bits = static_cast<const unsigned short*>(base)[index];
+    return __uint_as_float(static_cast<unsigned>(bits) << 16);
+  } else if constexpr (kOperand == kOperandFp16) {
+    const unsigned short bits = static_cast<const unsigned short*>(base)[index];
+    float value;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
+    return value;
+  } else {
+    return static_cast<const float*>(base)[index];
+  }
+}
+
+/// Stores out[index] (and out[index + 1] when `pair`), rounding to the output type once.
+template <int kOperand>
+__device__ __forceinline__ void store_elements(void* base, long long index, float first, float second, bool pair,
+                                               bool aligned_pair) {
+  if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
+    unsigned packed;  // cvt packs its first source into the upper half
+    if constexpr (kOperand == kOperandBf16)
+      asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(second), "f"(first));
+    else
+      asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(second), "f"(first));
+    unsigned short* out = static_cast<unsigned short*>(base) + index;
+    if (pair && aligned_pair) {
+      *reinterpret_cast<unsigned*>(out) = packed;
+    } else {
+      out[0] = static_cast<unsigned short>(packed & 0xffff);
+      if (pair) out[1] = static_cast<unsigned short>(packed >> 16);
+    }
+  } else {
+    float* out = static_cast<float*>(base) + index;
+    if (pair && aligned_pair) {
+      *reinterpret_cast<float2*>(out) = make_float2(first, second);
+    } else {
+      out[0] = first;
+      if (pair) out[1] = second;
+    }
+  }
+}
+
+// ---- the tile scheduler ----
+
+/// Output tile (row, column) of the t-th tile in launch order. raster 0: bands of kGroup
+/// tile-rows, each walked down its rows first, then across; raster 1: bands of kGroup
+/// tile-columns walked across first. Blocks running at the same time then share operand
+/// tiles: raster 0 shares w tiles, raster 1 shares x tiles.
+template <int kRaster, int kGroup>
+__device__ __forceinline__ void tile_coordinates(int t, int tiles_m, int tiles_n, int& tile_row, int& tile_col) {
+  const int major = kRaster == 0 ? tiles_m : tiles_n;  // the banded dimension
+  const int minor = kRaster == 0 ? tiles_n : tiles_m;
+  const int band_tiles = kGroup * minor;
+  const int band = t / band_tiles;
+  const int first = band * kGroup;
+  const int width = min(kGroup, major - first);
+  const int local = t - band * band_tiles;
+  const int along_major = first + local % width;
+  const int along_minor = local / width;
+  tile_row = kRaster == 0 ? along_major : along_minor;
+  tile_col = kRaster == 0 ? along_minor : along_major;
+}
+
+// ---- the epilogue ----
+
+/// fused_epilogue (fused_epilogue.cuh) with the special-function unit's exp2 and reciprocal
+/// (ex2.approx, rcp.approx: a few ulp each) instead of IEEE expf and division, which cost
+/// tens of instructions per element; the epilogue of a 128 x 256 tile runs while the tensor
+/// cores wait, so its length matters. The error, a few 1e-7 relative in sigmoid, is far inside
+/// every policy's bound. Saturation and NaN behave as in fused_epilogue: z < -88.7 gives
+/// exp2 = inf and rcp(inf) = 0 exactly; large z gives exp2 = 0 and rcp(1) = 1 exactly;
+/// z = +-inf gives +-inf; NaN gives NaN.
+__device__ __forceinline__ float fast_fused_epilogue(float acc, float bias, float scale) {
+  const float z = acc + bias;
+  float exp_minus_z, sigmoid;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(exp_minus_z) : "f"(z * -1.4426950408889634f));
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(sigmoid) : "f"(1.0f + exp_minus_z));
+  return fmaf(scale, sigmoid, z);
+}
+
+/// Applies the fused epilogue to one consumer's accumulators of a 64-row slice and stores
+/// out. wgmma's accumulator layout: thread (warp w, lane l) holds, for i in [0, kTileN / 2),
+/// row 16 w + l / 4 + 8 ((i / 2) % 2), column 8 (i / 4) + 2 (l % 4) + i % 2.
+template <int kOperand, int kTileN>
+__device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
+                                            int slice_row0, int tile_col0, int thread) {
+  const int warp = thread / 32, lane = thread % 32;
+  const int row = slice_row0 + 16 * warp + lane / 4;  // and row + 8
+  const bool row_ok = row < args.m, row8_ok = row + 8 < args.m;
+  const bool aligned_pair = (args.n % 2) == 0;  // out rows start on pair boundaries
+  const long long offset = static_cast<long long>(row) * args.n;
+  const long long offset8 = offset + 8ll * args.n;
+#pragma unroll
+  for (int i = 0; i < kTileN / 2; i += 4) {
+    // acc[i], acc[i + 1]: (row, col), (row, col + 1); acc[i + 2], acc[i + 3]: the same columns of row + 8.
+    const int col = tile_col0 + 8 * (i / 4) + 2 * (lane % 4);
+    if (col >= args.n) continue;
+    const bool pair = col + 1 < args.n;
+    float bias0 = 0.0f, bias1 = 0.0f;  // one load per column pair, shared by both rows
+    if (args.bias) {
+      bias0 = load_element<kOperand>(args.bias, col);
+      if (pair) bias1 = load_element<kOperand>(args.bias, col + 1);
+    }
+    if (row_ok)
+      store_elements<kOperand>(args.out, offset + col, fast_fused_epilogue(acc[i], bias0, args.scale),
+                               fast_fused_epilogue(acc[i + 1], bias1, args.scale), pair, aligned_pair);
+    if (row8_ok)
+      store_elements<kOperand>(args.out, offset8 + col, fast_fused_epilogue(acc[i + 2], bias0, args.scale),
+                               fast_fused_epilogue(acc[i + 3], bias1, args.scale), pair, aligned_pair);
+  }
+}
+
+// ---- 3xTF32: x fragments from shared memory, split into big and small ----
+
+/// Loads the TF32 A fragment of wgmma k-step `step` for this thread from a 128B-swizzled
+/// fp32 tile (rows of 128 bytes; 16-byte chunk c of row r stored at chunk c ^ (r % 8)) and
+/// splits it: a = big + small, both rounded to TF32. Fragment layout (per warp, rows 16 w..):
+/// a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4) with g = lane / 4, t = lane % 4.
+__device__ __forceinline__ void load_split_fragment(const unsigned char* slice, int step, int thread,
+                                                    unsigned (&big)[4], unsigned (&small)[4]) {
+  const int warp = thread / 32, lane = thread % 32;
+  const int row = 16 * warp + lane / 4;  // row % 8 == (row + 8) % 8: one swizzle for a0..a3
+  const int swizzle = row % 8;
+  const int byte_in_chunk = 4 * (lane % 4);
+  const int chunk_lo = (2 * step) ^ swizzle, chunk_hi = (2 * step + 1) ^ swizzle;
+  const float values[4] = {
+      *reinterpret_cast<const float*>(slice + row * 128 + chunk_lo * 16 + byte_in_chunk),
+      *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_lo * 16 + byte_in_chunk),
+      *reinterpret_cast<const float*>(slice + row * 128 + chunk_hi * 16 + byte_in_chunk),
+      *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_hi * 16 + byte_in_chunk),
+  };
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    big[i] = round_to_tf32(values[i]);
+    small[i] = round_to_tf32(values[i] - __uint_as_float(big[i]));
+  }
+}
+
+// ---- the kernel body ----
+
+/// The body of `fusetune_kernel` for one config (see the search space for each knob):
+/// kTileM x kTileN output tile per block, kStages shared-memory stages, kConsumers consumer
+/// warpgroups, persistent tile loop or one tile per block, tile order (kRaster, kGroup), and
+/// for 3xTF32 the promotion interval kPromote in k-blocks; kClusterM blocks along m form a
+/// cluster (the kernel must be declared __cluster_dims__(kClusterM, 1, 1)) that shares each w
+/// tile: every block loads 1 / kClusterM of it and TMA multicasts it to all, so w is read from
+/// L2 once per cluster instead of once per block. kPingpong 0: the consumers split each tile's
+/// rows (cooperative); 1: each consumer owns whole tiles, taking turns, so one consumer's
+/// epilogue runs while the other's products keep the tensor cores busy.
+template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
+          int kPromote, int kClusterM, int kPingpong>
+__device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
+  using Traits = OperandTraits<kOperand>;
+  constexpr int kConsumerRows = kPingpong ? kTileM : kTileM / kConsumers;
+  constexpr int kStageUsers = kPingpong ? 1 : kConsumers;  // consumer warpgroups reading each stage
+  constexpr int kSlices = kConsumerRows / 64;              // wgmma is 64 rows tall
+  constexpr bool kSplit = kOperand == kOperandTf32x3;
+  static_assert(kConsumerRows % 64 == 0 && kSlices >= 1 && kSlices <= 2, "each consumer owns 64 or 128 rows");
+  static_assert(kTileN % 64 == 0 && kTileN <= 256, "tile_n is 64, 128, 192 or 256");
+  static_assert(!kSplit || kPromote >= 1, "3xTF32 promotes its accumulator every kPromote k-blocks");
+  static_assert(kPersistent == 0 || kPersistent == 1, "persistent is 0 or 1");
+  static_assert(kClusterM == 1 || kClusterM == 2, "clusters of 1 or 2 blocks along m");
+  static_assert(!kPingpong || kConsumers == 2, "pingpong takes two consumers");
+  constexpr int kTileABytes = kTileM * kTileKBytes;
+  constexpr int kTileBBytes = kTileN * kTileKBytes;
+  constexpr int kStageBytes = kTileABytes + Traits::kWeightTiles * kTileBBytes;
+  constexpr int kSharedRows = kTileN / kClusterM;  // rows of each w tile one block loads for its cluster
+  static_assert(kSharedRows % 8 == 0, "each block's share of a w tile is whole 8-row swizzle atoms");
+
+  // Shared memory: [A stages][B stages][B small stages (3xTF32)][full barriers][empty
+  // barriers], the tiles 1024-byte aligned as the 128-byte swizzle requires.
+  extern __shared__ unsigned char shared_raw[];
+  unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<unsigned long long>(shared_raw) + 1023) &
+                                                           ~static_cast<unsigned long long>(1023));
+  unsigned char* tiles_a = shared;
+  unsigned char* tiles_b = shared + kStages * kTileABytes;
+  unsigned char* tiles_b_small = tiles_b + kStages * kTileBBytes;  // 3xTF32 only
+  unsigned long long* full = reinterpret_cast<unsigned long long*>(shared + kStages * kStageBytes);
+  unsigned long long* empty = full + kStages;
+  // Pingpong: order[c] completes a phase each time the other consumer has issued its last
+  // products of a tile. A consumer starts its tile only then, which keeps the two mainloops
+  // in tile order and every full barrier at most one phase ahead of the consumer waiting on
+  // it (a parity wait cannot tell phases two apart).
+  unsigned long long* order = empty + kStages;
+
+  const int warpgroup = threadIdx.x / kWarpgroupThreads;
+  const int thread = threadIdx.x % kWarpgroupThreads;
+  const unsigned rank = kClusterM > 1 ? cluster_rank() : 0;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(shared_address(&full[s]), 1);  // the producer's expect_tx arrival
+      // One arrival per reading consumer warpgroup of every block of the cluster: a stage is refilled
+      // (in all of them, by multicast) only once all of them are done with it.
+      mbarrier_init(shared_address(&empty[s]), kStageUsers * kClusterM);
+    }
+    if constexpr (kPingpong)
+      for (int c = 0; c < kConsumers; ++c) mbarrier_init(shared_address(&order[c]), 1);
+    fence_barrier_init();
+    prefetch_tensor_map(&args.x_map);
+    prefetch_tensor_map(&args.w_map);
+    if constexpr (kSplit) prefetch_tensor_map(&args.w_small_map);
+  }
+  // The peer's barriers must be initialised before any multicast or remote arrival.
+  if constexpr (kClusterM > 1)
+    cluster_sync();
+  else
+    __syncthreads();
+
+  // The scheduler walks cluster tiles of (kClusterM * kTileM) x kTileN; block `rank` of the
+  // cluster takes the rank-th kTileM rows. (A cluster tile may reach past m: TMA then loads
+  // zeros and the stores are predicated off.)
+  const int tiles_m = (args.m + kClusterM * kTileM - 1) / (kClusterM * kTileM);
+  const int tiles_n = (args.n + kTileN - 1) / kTileN;
+  const int tiles = tiles_m * tiles_n;
+  const int k_blocks = (args.k + Traits::kTileK - 1) / Traits::kTileK;
+  const int first_tile = blockIdx.x / kClusterM;
+  const int tile_step = kPersistent ? gridDim.x / kClusterM : tiles;  // non-persistent: one tile per cluster
+
+  if (warpgroup == 0) {
+    // ---- producer: warp 0 walks the stages, its lane 0 issues every TMA load ----
+    // (The whole warp walks, not one thread: lanes parked elsewhere, e.g. at the final cluster
+    // barrier, would compete with the issuing lane for the warp's scheduling.)
+    if constexpr (kConsumers == 2) release_registers<40>();
+    if (thread < 32) {
+      const bool issuer = thread == 0;
+      int stage = 0;
+      unsigned phase = 0;
+      for (int t = first_tile; t < tiles; t += tile_step) {
+        int tile_row, tile_col;
+        tile_coordinates<kRaster, kGroup>(t, tiles_m, tiles_n, tile_row, tile_col);
+        const int row0 = (tile_row * kClusterM + static_cast<int>(rank)) * kTileM;
+        const int shared_row0 = tile_col * kTileN + static_cast<int>(rank) * kSharedRows;
+        for (int kb = 0; kb < k_blocks; ++kb) {
+          // A fresh barrier counts as having completed the phase before phase 0, so the
+          // first pass over the ring does not wait.
+          mbarrier_wait(shared_address(&empty[stage]), phase ^ 1);
+          if (issuer) {
+            const unsigned full_barrier = shared_address(&full[stage]);
+            mbarrier_arrive_expect_tx(full_barrier, kStageBytes);  // own x tile + every share of w
+            const int k0 = kb * Traits::kTileK;
+            tma_load_2d(shared_address(tiles_a + stage * kTileABytes), &args.x_map, full_barrier, k0, row0);
+            const unsigned b_share = shared_address(tiles_b + stage * kTileBBytes) + rank * kSharedRows * kTileKBytes;
+            const unsigned b_small_share =
+                shared_address(tiles_b_small + stage * kTileBBytes) + rank * kSharedRows * kTileKBytes;
+            if constexpr (kClusterM == 1) {
+              tma_load_2d(b_share, &args.w_map, full_barrier, k0, shared_row0);
+              if constexpr (kSplit) tma_load_2d(b_small_share, &args.w_small_map, full_barrier, k0, shared_row0);
+            } else {
+              constexpr unsigned short kAllBlocks = (1u << kClusterM) - 1;
+              tma_load_2d_multicast(b_share, &args.w_map, full_barrier, k0, shared_row0, kAllBlocks);
+              if constexpr (kSplit)
+                tma_load_2d_multicast(b_small_share, &args.w_small_map, full_barrier, k0, shared_row0, kAllBlocks);
+            }
+          }
+          if (++stage == kStages) {
+            stage = 0;
+            phase ^= 1;
+          }
+        }
+      }
+    }
+  } else {
+    // ---- consumers ----
+    if constexpr (kConsumers == 2) claim_registers<232>();
+    const int consumer = warpgroup - 1;
+    const int consumer_row0 = kPingpong ? 0 : consumer * kConsumerRows;  // first row of the tile it computes
+    // Releases a stage to the producer of every block of the cluster (one thread per warpgroup).
+    auto release_stage = [&](int released) {
+      if (thread != 0) return;
+      if constexpr (kClusterM == 1) {
+        mbarrier_arrive(shared_address(&empty[released]));
+      } else {
+#pragma unroll
+        for (int peer = 0; peer < kClusterM; ++peer) mbarrier_arrive_cluster(shared_address(&empty[released]), peer);
+      }
+    };
+    float acc[kSlices][kTileN / 2];
+    float total[kSplit ? kSlices : 1][kSplit ? kTileN / 2 : 1];  // 3xTF32: the promoted fp32 sums
+#pragma unroll
+    for (int j = 0; j < kSlices; ++j)
+#pragma unroll
+      for (int i = 0; i < kTileN / 2; ++i) acc[j][i] = 0.0f;
+
+    int stage = 0;
+    unsigned phase = 0;
+    int turn = 0;         // pingpong: tiles seen by this block so far; tile `turn` belongs to consumer turn % 2
+    int order_waits = 0;  // pingpong: phases of order[consumer] waited for
+    for (int t = first_tile; t < tiles; t += tile_step) {
+      if constexpr (kPingpong) {
+        const int mine = turn++ % kConsumers == consumer;
+        if (!mine) {
+          // The other consumer's tile: skip its k-blocks in the ring.
+          const int skipped = stage + k_blocks;
+          stage = skipped % kStages;
+          phase ^= (skipped / kStages) & 1;
+          continue;
+        }
+        if (turn > 1) mbarrier_wait(shared_address(&order[consumer]), (order_waits++) & 1);
+      }
+      int tile_row, tile_col;
+      tile_coordinates<kRaster, kGroup>(t, tiles_m, tiles_n, tile_row, tile_col);
+      if constexpr (kSplit) {
+#pragma unroll
+        for (int j = 0; j < kSlices; ++j)
+#pragma unroll
+          for (int i = 0; i < kTileN / 2; ++i) total[j][i] = 0.0f;
+      }
+      int previous_stage = -1;
+      for (int kb = 0; kb < k_blocks; ++kb) {
+        mbarrier_wait(shared_address(&full[stage]), phase);
+        const unsigned a_stage = shared_address(tiles_a + stage * kTileABytes) + consumer_row0 * kTileKBytes;
+        const unsigned b_stage = shared_address(tiles_b + stage * kTileBBytes);
+        if constexpr (!kSplit) {
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
+          wgmma_fence();
+#pragma unroll
+          for (int step = 0; step < kKSteps; ++step) {
+#pragma unroll
+            for (int j = 0; j < kSlices; ++j)
+              wgmma_ss<kOperand, kTileN>(acc[j], matrix_descriptor(a_stage + j * 64 * kTileKBytes + step * kMmaKBytes),
+                                         matrix_descriptor(b_stage + step * kMmaKBytes), kb > 0 || step > 0);
+          }
+          wgmma_commit();
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
+          // The group of the previous k-block is done once at most this one is pending: its
+          // stage can be refilled while this one computes.
+          wgmma_wait<1>();
+          if (previous_stage >= 0) release_stage(previous_stage);
+        } else {
+          const unsigned b_small_stage = shared_address(tiles_b_small + stage * kTileBBytes);
+          const bool restart = kb % kPromote == 0;  // the first k-block after a promotion overwrites acc
+          const unsigned char* a_tile = tiles_a + stage * kTileABytes + consumer_row0 * kTileKBytes;
+          // All fragments of the k-block first: wgmma reads its A registers asynchronously, so
+          // none may be written between the fence and the wait.
+          unsigned big[kSlices][kKSteps][4], small[kSlices][kKSteps][4];
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j)
+#pragma unroll
+            for (int step = 0; step < kKSteps; ++step)
+              load_split_fragment(a_tile + j * 64 * kTileKBytes, step, thread, big[j][step], small[j][step]);
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
+          wgmma_fence();
+#pragma unroll
+          for (int step = 0; step < kKSteps; ++step) {
+            const unsigned long long b_big = matrix_descriptor(b_stage + step * kMmaKBytes);
+            const unsigned long long b_small = matrix_descriptor(b_small_stage + step * kMmaKBytes);
+#pragma unroll
+            for (int j = 0; j < kSlices; ++j) {
+              // Small terms first: they are added to a smaller running sum.
+              wgmma_rs_tf32<kTileN>(acc[j], small[j][step], b_big, !(restart && step == 0));
+              wgmma_rs_tf32<kTileN>(acc[j], big[j][step], b_small, 1);
+              wgmma_rs_tf32<kTileN>(acc[j], big[j][step], b_big, 1);
+            }
+          }
+          wgmma_commit();
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
+          // The next k-block rewrites the A registers: wait for all of this k-block's products
+          // (the other consumer keeps the tensor cores busy meanwhile).
+          wgmma_wait<0>();
+          release_stage(stage);
+          if ((kb + 1) % kPromote == 0 || kb + 1 == k_blocks) {
+#pragma unroll
+            for (int j = 0; j < kSlices; ++j)
+#pragma unroll
+              for (int i = 0; i < kTileN / 2; ++i) total[j][i] += acc[j][i];
+          }
+        }
+        previous_stage = stage;
+        if (++stage == kStages) {
+          stage = 0;
+          phase ^= 1;
+        }
+      }
+      if constexpr (kPingpong)
+        if (thread == 0) mbarrier_arrive(shared_address(&order[(consumer + 1) % kConsumers]));
+      if constexpr (!kSplit) {
+        wgmma_wait<0>();
+        release_stage(previous_stage);
+      }
+      const int row0 = (tile_row * kClusterM + static_cast<int>(rank)) * kTileM + consumer_row0;
+#pragma unroll
+      for (int j = 0; j < kSlices; ++j) {
+        if constexpr (kSplit)
+          store_slice<kOperand, kTileN>(args, total[j], row0 + j * 64, tile_col * kTileN, thread);
+        else
+          store_slice<kOperand, kTileN>(args, acc[j], row0 + j * 64, tile_col * kTileN, thread);
+      }
+    }
+  }
+  // No block may leave while a peer can still multicast into its shared memory or arrive on
+  // its barriers.
+  if constexpr (kClusterM > 1) cluster_sync();
+}
+
+}  // namespace wgmma
+}  // namespace fusetune
+
+/// The one-time weight preparation of 3xTF32 (WeightPrepArgs): prepared = [big | small]
+/// with big = tf32(w) and small = tf32(w - big). Any grid; a grid-stride loop.
+extern "C" __global__ void fusetune_prepare_weight(const fusetune::WeightPrepArgs args) {
+  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < args.count; i += stride) {
+    const float w = args.w[i];
+    const unsigned big = fusetune::wgmma::round_to_tf32(w);
+    args.prepared[i] = __uint_as_float(big);
+    args.prepared[args.count + i] = __uint_as_float(fusetune::wgmma::round_to_tf32(w - __uint_as_float(big)));
+  }
+}
