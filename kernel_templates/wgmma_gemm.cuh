@@ -327,7 +327,7 @@ __device__ __forceinline__ void load_split_fragment(const unsigned char* slice, 
 /// rows (cooperative); 1: each consumer owns whole tiles, taking turns, so one consumer's
 /// epilogue runs while the other's products keep the tensor cores busy.
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kClusterM, int kPingpong>
+          int kPromote, int kClusterM = 1, int kPingpong = 0>
 __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   using Traits = OperandTraits<kOperand>;
   constexpr int kConsumerRows = kPingpong ? kTileM : kTileM / kConsumers;
