@@ -5,8 +5,10 @@ kernel through the C++ runtime directly. Prints a markdown table; $OUT/dropin.js
 
     PYTHONPATH=python python3 bench/pytorch_dropin.py     (after python/setup.py build_ext --inplace)
 """
+import contextlib
 import json
 import os
+import statistics
 import time
 
 import torch
@@ -37,17 +39,29 @@ def bench(fn, reps=30, warm=5):
     return times[len(times) // 2], times[0], times[-1]
 
 
-def host_us_per_call(fn, calls=2000):
-    """Host microseconds per call of `fn`, queued back to back (no synchronization inside)."""
-    for _ in range(200):
-        fn()
+def host_us_per_call(variants, calls=200, rounds=15):
+    """Host microseconds per call of each variant, {name: (fn, context)}: each batch of `calls`
+    queues behind a GPU sleep, so the GPU's pace never holds the host back; variants take turns
+    within each round, so drifting clocks hit all alike; the median of `rounds` batches.
+    A variant whose fn takes `calls` returns its own per-call time (the C++ loop)."""
+    samples = {name: [] for name in variants}
+    for name, (fn, context) in variants.items():  # warm-up
+        with context():
+            fn(calls) if name.startswith("C++") else [fn() for _ in range(50)]
     torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    elapsed = time.perf_counter() - start
-    torch.cuda.synchronize()
-    return elapsed / calls * 1e6
+    for _ in range(rounds):
+        for name, (fn, context) in variants.items():
+            torch.cuda._sleep(40_000_000)  # about 20 ms at 2 GHz, longer than a batch takes to queue
+            with context():
+                if name.startswith("C++"):
+                    samples[name].append(fn(calls))
+                else:
+                    start = time.perf_counter()
+                    for _ in range(calls):
+                        fn()
+                    samples[name].append((time.perf_counter() - start) / calls * 1e6)
+            torch.cuda.synchronize()
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main():
@@ -101,23 +115,25 @@ def main():
     for note in notes:
         print(f"- {note}")
 
-    # Host overhead: a tiny problem whose kernel takes less time than a launch, so that the
-    # host's time per call is what is measured.
+    # Host overhead on a tiny problem: every variant queues behind a GPU sleep (host_us_per_call),
+    # the C++ runtime's own launch path included.
     small = fusetune.ModelNew(64, 64, S).cuda()
     xs = torch.rand(8, 64, device="cuda")
     w, b = small.gemm.weight.detach(), small.gemm.bias.detach()
     out = torch.empty(8, 64, device="cuda")
     op = torch.ops.fusetune.fused_gemm_sigmoid_scale_add.default
-    direct = [fusetune.ops.runtime_launch_us(xs, w, b, out, S, "highest", 2000) for _ in range(3)]
-    overhead = {"C++ runtime run() alone": min(direct)}
-    with torch.inference_mode():
-        overhead["op, inference_mode"] = host_us_per_call(lambda: op(xs, w, b, S, "auto"))
-        overhead["ModelNew, inference_mode"] = host_us_per_call(lambda: small(xs))
-    with torch.no_grad():
-        overhead["ModelNew, no_grad"] = host_us_per_call(lambda: small(xs))
-        reference_small = Model(64, 64, S).cuda()
-        overhead["Model (nn.Linear, sigmoid, mul, add), no_grad"] = host_us_per_call(lambda: reference_small(xs))
-    overhead["ModelNew, grad enabled (parameters require grad)"] = host_us_per_call(lambda: small(xs))
+    reference_small = Model(64, 64, S).cuda()
+    no_grad, inference, grad = torch.no_grad, torch.inference_mode, contextlib.nullcontext
+    overhead = host_us_per_call({
+        "C++ runtime run() alone": (lambda n: fusetune.ops.runtime_launch_us(xs, w, b, out, S, "highest", n), grad),
+        "op (torch.ops...default), inference_mode": (lambda: op(xs, w, b, S, "auto"), inference),
+        "ModelNew, inference_mode": (lambda: small(xs), inference),
+        "ModelNew, no_grad": (lambda: small(xs), no_grad),
+        "ModelNew, grad enabled (parameters require grad)": (lambda: small(xs), grad),
+        "nn.Linear alone, no_grad": (lambda: reference_small.gemm(xs), no_grad),
+        "Model (nn.Linear, sigmoid, mul, add), no_grad": (lambda: reference_small(xs), no_grad),
+        "Model, grad enabled": (lambda: reference_small(xs), grad),
+    })
     print("\n| host time per call (8x64x64 fp32) | us | over the runtime alone |")
     print("|---|---|---|")
     for name, value in overhead.items():

@@ -7,6 +7,7 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <c10/util/accumulate.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
@@ -170,12 +171,12 @@ at::Tensor fused_linear_cuda(const at::Tensor& a, const at::Tensor& b, const std
   check_inputs(a, b, c);
   const c10::cuda::CUDAGuard guard(a.device());
   const std::int64_t n = b.size(0), k = b.size(1);
-  const std::int64_t m = n == 0 ? 0 : a.numel() / k;  // a.numel() == 0 when k == 0
   std::vector<std::int64_t> out_sizes(a.sizes().begin(), a.sizes().end() - 1);
+  const std::int64_t m = c10::multiply_integers(out_sizes);  // rows of all batch dimensions
   out_sizes.push_back(n);
   const Dtype dtype = dtype_of(a.scalar_type());
   const Policy policy = policy_of(policy_name, dtype);
-  if (n == 0 || (k > 0 && a.numel() == 0)) return at::empty(out_sizes, a.options());
+  if (m == 0 || n == 0) return at::empty(out_sizes, a.options());
   if (k == 0) return epilogue_only(a, b, c, scale);
 
   const at::Tensor x = a.contiguous();
@@ -222,6 +223,15 @@ at::Tensor fused_linear_cpu(const at::Tensor& a, const at::Tensor& b, const std:
 // Autograd: the backward recomputes z with PyTorch's own matmul (z never goes to memory in
 // the forward) and applies d out / d z = 1 + s * sigmoid(z) * (1 - sigmoid(z)).
 
+using FusedLinearSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, double,
+                                        c10::string_view);
+
+/// The operator, to call below autograd.
+const c10::TypedOperatorHandle<FusedLinearSignature>& fused_linear_op() {
+  static const auto handle = c10::Dispatcher::singleton().findSchemaOrThrow(kOpName, "").typed<FusedLinearSignature>();
+  return handle;
+}
+
 class FusedLinearFunction : public torch::autograd::Function<FusedLinearFunction> {
  public:
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b,
@@ -229,11 +239,7 @@ class FusedLinearFunction : public torch::autograd::Function<FusedLinearFunction
     ctx->saved_data["scale"] = scale;
     ctx->save_for_backward({a, b, c.value_or(at::Tensor())});
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    static auto op = c10::Dispatcher::singleton()
-                         .findSchemaOrThrow(kOpName, "")
-                         .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                                           double, c10::string_view)>();
-    return op.call(a, b, c, scale, policy);
+    return fused_linear_op().call(a, b, c, scale, policy);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -259,7 +265,11 @@ class FusedLinearFunction : public torch::autograd::Function<FusedLinearFunction
 
 at::Tensor fused_linear_autograd(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& c,
                                  double scale, c10::string_view policy) {
-  return FusedLinearFunction::apply(a, b, c, scale, policy);
+  if (at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad() || (c && c->requires_grad())))
+    return FusedLinearFunction::apply(a, b, c, scale, policy);
+  // Nothing to differentiate: skip building a graph node (a measurable part of a small call).
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return fused_linear_op().call(a, b, c, scale, policy);
 }
 
 // ---------------------------------------------------------------------------------------

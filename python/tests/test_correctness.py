@@ -134,14 +134,14 @@ def test_corrupt_database_is_a_clear_error(tmp_path):
     fusetune.set_database()
 
 
-def test_prepared_weight_is_cached_and_redone_after_in_place_updates():
-    """Where the resolved config prepares its weight (e.g. 3xTF32), one preparation per weight,
-    redone when the weight changes in place; where it prepares none, nothing is cached. Either
-    way the output follows the weight's current values."""
+def check_prepared_weight_cache(m, n, k):
+    """Where the resolved config prepares its weight (3xTF32), one preparation per weight, redone
+    when the weight changes in place; where it prepares none, nothing is cached. Either way the
+    output follows the weight's current values. Returns whether the config prepares."""
     fusetune.clear_weight_cache()
-    model, fused = pair(256, 128, 2.0, "cuda")
-    x = torch.rand(64, 256, device="cuda")
-    prepares = torch.ops.fusetune.prepared_weight_bytes(64, 128, 256, torch.float32, "auto", 0) > 0
+    model, fused = pair(k, n, 2.0, "cuda")
+    x = torch.rand(m, k, device="cuda")
+    prepares = torch.ops.fusetune.prepared_weight_bytes(m, n, k, torch.float32, "highest", 0) > 0
     with torch.no_grad():
         for step in range(3):
             for _ in range(2):
@@ -152,3 +152,24 @@ def test_prepared_weight_is_cached_and_redone_after_in_place_updates():
             fused.gemm.weight.copy_(model.gemm.weight)
         del fused
         assert fusetune.weight_cache_size() == 0  # the prepared copy dies with its weight
+    return prepares
+
+
+def test_prepared_weight_cache_with_the_default_config():
+    assert not check_prepared_weight_cache(64, 128, 256)  # the sm_90 default for highest is FFMA
+
+
+def test_prepared_weight_cache_with_a_tuned_3xtf32_config(tmp_path):
+    """Tunes the 3xTF32 family (the one that prepares its weight) for one shape into a fresh
+    database, so that the operator runs it."""
+    try:
+        fusetune.tune(shapes=[(64, 128, 256)], policy="highest", db=tmp_path / "3xtf32.db", max_trials=3,
+                      extra_args=["--space", "wgmma_3xtf32"])
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    try:
+        name, source, detail = fusetune.resolve(64, 128, 256, policy="highest")
+        assert name.startswith("wgmma_3xtf32") and source == "exact", (name, source, detail)
+        assert check_prepared_weight_cache(64, 128, 256)
+    finally:
+        fusetune.set_database()
