@@ -408,9 +408,11 @@ int migrate(const Connection& db, const std::string& path) {
   return int(scripts.size());
 }
 
-/// Columns every trial query selects, in the order read_trial expects; `v1` spells those a
-/// version-1 database lacks (read-only access to an unmigrated file).
-std::string trial_columns(bool v1) {
+/// Columns every trial query selects, in the order read_trial expects; columns that a
+/// database of an older `version` lacks are spelled as constants (read-only access to an
+/// unmigrated file).
+std::string trial_columns(int version) {
+  const bool v1 = version < 2;
   std::string columns =
       "t.id, t.run_id, d.fingerprint, t.m, t.n, t.k, t.dtype, t.policy, t.config_json, "
       "t.template_hash, t.status, t.message, t.compile_ms, t.verify_ms, t.bench_ms, "
@@ -419,6 +421,7 @@ std::string trial_columns(bool v1) {
   columns += v1 ? "CASE WHEN t.rel_error IS NULL THEN NULL ELSE 0 END, "
                   "CASE WHEN t.rel_error IS NULL THEN NULL ELSE 0 END, 0"
                 : "t.allclose_violations, t.non_finite, t.registers";
+  columns += version < 4 ? ", 0.0" : ", t.prep_ms";
   return columns;
 }
 
@@ -458,6 +461,7 @@ StoredTrial read_trial(const Statement& row) {
                              row.column_int64(22)};
   }
   trial.registers = int(row.column_int64(23));
+  trial.prep_ms = row.column_double(24);
   return stored;
 }
 
@@ -546,7 +550,7 @@ TuningDb TuningDb::open(const std::string& path, bool create) {
   impl->db.execute("PRAGMA journal_mode = WAL");
   impl->db.execute("PRAGMA synchronous = FULL");
   impl->schema_version = migrate(impl->db, path);
-  impl->trial_columns = trial_columns(false);
+  impl->trial_columns = trial_columns(current_schema_version());
   return TuningDb(std::move(impl));
 }
 
@@ -563,7 +567,7 @@ TuningDb TuningDb::open_read_only(const std::string& path) {
   impl->db = Connection(path, SQLITE_OPEN_READONLY);
   set_busy_timeout(impl->db);
   impl->schema_version = int(query_int(impl->db, "PRAGMA user_version"));
-  impl->trial_columns = trial_columns(impl->schema_version < 2);
+  impl->trial_columns = trial_columns(impl->schema_version);
   return TuningDb(std::move(impl));
 }
 
@@ -615,8 +619,8 @@ std::int64_t TuningDb::record_trial(std::int64_t run_id, std::int64_t device_id,
                    "INSERT INTO trial (run_id, device_id, m, n, k, dtype, policy, family, config_name, "
                    "config_json, template_hash, status, message, compile_ms, verify_ms, bench_ms, "
                    "time_median_ms, time_min_ms, time_max_ms, samples, rel_error, max_abs_error, "
-                   "allclose_violations, non_finite, registers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                   "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
+                   "allclose_violations, non_finite, registers, prep_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+                   "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26) "
                    "ON CONFLICT (device_id, m, n, k, dtype, policy, config_name, template_hash) DO UPDATE SET "
                    "run_id = excluded.run_id, family = excluded.family, config_json = excluded.config_json, "
                    "status = excluded.status, message = excluded.message, compile_ms = excluded.compile_ms, "
@@ -625,7 +629,7 @@ std::int64_t TuningDb::record_trial(std::int64_t run_id, std::int64_t device_id,
                    "time_max_ms = excluded.time_max_ms, samples = excluded.samples, "
                    "rel_error = excluded.rel_error, max_abs_error = excluded.max_abs_error, "
                    "allclose_violations = excluded.allclose_violations, non_finite = excluded.non_finite, "
-                   "registers = excluded.registers, created_at = excluded.created_at "
+                   "registers = excluded.registers, prep_ms = excluded.prep_ms, created_at = excluded.created_at "
                    "RETURNING id");
   upsert.bind(1, run_id)
       .bind(2, device_id)
@@ -655,7 +659,7 @@ std::int64_t TuningDb::record_trial(std::int64_t run_id, std::int64_t device_id,
   } else {
     for (int index = 21; index <= 24; ++index) upsert.bind_null(index);
   }
-  upsert.bind(25, trial.registers);
+  upsert.bind(25, trial.registers).bind(26, trial.prep_ms);
   upsert.step();
   const std::int64_t id = upsert.column_int64(0);
   upsert.run();

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "test_support.h"
+#include "tuning_db.h"
 
 namespace fusetune::testing {
 namespace {
@@ -52,6 +53,75 @@ TEST(Cli, UsageErrorsExitWithTwo) {
   expect_one_line_error(fusetune("tune --max-trials -3"), 2, "--max-trials");
   expect_one_line_error(fusetune("tune --device notanumber"), 2, "device");
   expect_one_line_error(fusetune("check --space nosuchfamily"), 2, "unknown search space 'nosuchfamily'");
+  expect_one_line_error(fusetune("tune --dtype bf16 --policy highest"), 2, "does not go with policy highest");
+  expect_one_line_error(fusetune("best --dtype fp32 --policy half"), 2, "does not go with policy half");
+  expect_one_line_error(fusetune("tune --space ffma --dtype bf16"), 2, "'ffma' does not implement bf16");
+  expect_one_line_error(fusetune("bench --rounds 0"), 2, "--rounds must be positive");
+  expect_one_line_error(fusetune("bench --shape 1x0x1"), 2, "is zero");
+}
+
+TEST(Cli, BenchHelpNamesItsOptions) {
+  const auto result = fusetune("bench --help");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  for (const char* option : {"--shape", "--db", "--rounds", "--markdown"})
+    EXPECT_NE(result.output.find(option), std::string::npos) << option;
+}
+
+TEST(Cli, BenchWithoutAGpuSaysSo) {
+  if (!gpu_unavailable_reason()) GTEST_SKIP() << "a GPU is present: this checks the behaviour without one";
+  expect_one_line_error(fusetune("bench --no-peak"), 1, "GPU");
+}
+
+/// A database with an ok trial, a failed one with error statistics and the policy's baselines.
+void write_trials(const std::string& path, const ProblemShape& shape, const std::string& family) {
+  TuningDb db = TuningDb::open(path);
+  const auto device = db.upsert_device({"NVIDIA H100 80GB HBM3", 9, 0, 132, 52428800, 13000, "13.0"});
+  const auto run = db.begin_run(device, {"test", "test", "hash"});
+  TrialResult ok;
+  ok.shape = shape;
+  ok.config = KernelConfig{family, family + "_fast", {}};
+  ok.template_hash = "t";
+  ok.status = TrialStatus::kOk;
+  ok.timing = TimingStats{0.25, 0.24, 0.26, 10};
+  ok.error = ErrorStats{6.5e-7, 1.25e-5, 0, 0};
+  ok.prep_ms = 0.3125;
+  db.record_trial(run, device, ok);
+  TrialResult wrong = ok;
+  wrong.config = KernelConfig{family, family + "_wrong", {}};
+  wrong.status = TrialStatus::kWrongResult;
+  wrong.timing.reset();
+  wrong.error = ErrorStats{3.5e-3, 0.125, 17, 0};
+  wrong.message = "relative error above the bound";
+  db.record_trial(run, device, wrong);
+  db.update_best(device, shape);
+  for (const char* name : {"cublas_bf16", "cublas_bf16+epilogue", "cublas_sgemm+epilogue"})
+    db.record_baseline(run, device, shape, {name, TimingStats{0.5, 0.5, 0.5, 30}, ErrorStats{7.25e-7, 1e-5, 0, 0}});
+}
+
+TEST(Cli, BestAndListShowTheErrorBesideTheTime) {
+  TempDir dir;
+  const std::string path = dir.file("shown.db");
+  write_trials(path, ProblemShape{64, 128, 256, Dtype::kBFloat16, Policy::kHalf}, "wgmma_bf16");
+  const auto best = fusetune("best --shape 64x128x256 --dtype bf16 --db " + path);
+  EXPECT_EQ(best.exit_code, 0) << best.output;
+  for (const char* shown : {"wgmma_bf16_fast", "0.2500", "6.50e-07", "1.25e-05", "rel_err", "50%",
+                            "baseline cublas_bf16: 0.5000 ms", "baseline cublas_bf16+epilogue", "weight prep 0.3125"})
+    EXPECT_NE(best.output.find(shown), std::string::npos) << shown << " in:\n" << best.output;
+  EXPECT_EQ(best.output.find("cublas_sgemm"), std::string::npos) << "not a baseline of bf16:\n" << best.output;
+  EXPECT_EQ(best.output.find("wgmma_bf16_wrong"), std::string::npos) << best.output;
+
+  const auto list = fusetune("list --shape 64x128x256 --dtype bf16 --db " + path);
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  for (const char* shown : {"wgmma_bf16_fast", "wgmma_bf16_wrong", "3.50e-03", "1.25e-01", "wrong_result"})
+    EXPECT_NE(list.output.find(shown), std::string::npos) << shown << " in:\n" << list.output;
+  // Another policy of the same dims has no trials.
+  EXPECT_EQ(fusetune("best --shape 64x128x256 --db " + path).exit_code, 1);
+}
+
+TEST(Cli, CheckCompilesAWholeWgmmaSpaceWithoutAGpu) {
+  const auto result = fusetune("check --quiet --space wgmma_bf16");
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("0 failed, 0 over resource limits"), std::string::npos) << result.output;
 }
 
 TEST(Cli, MissingOrMalformedSearchSpaceFile) {

@@ -35,6 +35,35 @@ TEST(Compiler, EveryFfmaVariantCompilesForSm90a) {
   }
 }
 
+/// Every family but ffma (compiled whole above): the SIMT fallbacks whole, each wgmma family
+/// at about a dozen configs spread over its space (the whole of it is `fusetune check`'s job).
+/// Templates with a weight preparation must also define fusetune_prepare_weight.
+TEST(Compiler, EveryOtherEmbeddedFamilyCompilesForSm90a) {
+  const Compiler compiler(TemplateLibrary::embedded(), "sm_90a", "");
+  for (const std::string& family : embedded_families()) {
+    if (family == "ffma") continue;
+    SCOPED_TRACE(family);
+    const SearchSpace space = load_search_space(family);
+    const auto configs = space.valid_configs(DeviceLimits{});
+    ASSERT_FALSE(configs.empty());
+    const std::size_t step = std::max<std::size_t>(1, configs.size() / 12);
+    std::vector<KernelConfig> chosen;
+    for (std::size_t i = 0; i < configs.size(); i += step) chosen.push_back(configs[i]);
+    if (chosen.back() != configs.back()) chosen.push_back(configs.back());
+    std::vector<GeneratedSource> sources;
+    for (const auto& config : chosen) sources.push_back(generate_source(space, config));
+    CompilePool pool(compiler, sources, static_cast<int>(std::max(2u, std::thread::hardware_concurrency())));
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      const CompileOutput output = pool.get(i);
+      EXPECT_TRUE(output.ok) << chosen[i].name << ":\n" << output.log.substr(0, 2000);
+      if (!output.ok) break;
+      EXPECT_NE(output.cubin.find(kKernelSymbol), std::string::npos) << chosen[i].name;
+      if (space.weight_prep() != WeightPrep::kNone)
+        EXPECT_NE(output.cubin.find(kPrepareWeightSymbol), std::string::npos) << chosen[i].name;
+    }
+  }
+}
+
 TEST(Compiler, CacheHitsOnIdenticalInputAndMissesOnChange) {
   TempDir cache;
   TemplateLibrary templates = TemplateLibrary::embedded();

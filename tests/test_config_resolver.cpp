@@ -124,9 +124,75 @@ TEST_F(ConfigResolverTest, NearestFallsBackToTheFastestConfigOfThatShapeThatFits
   EXPECT_NE(odd_k.detail.find("fastest config that fits"), std::string::npos) << odd_k.detail;
 }
 
-TEST_F(ConfigResolverTest, UnsupportedPolicyIsAUsageError) {
+TEST_F(ConfigResolverTest, ADtypeAndPolicyThatDoNotGoTogetherAreAUsageError) {
   ConfigResolver resolver(&*db_);
-  EXPECT_THROW(resolver.resolve({8, 8, 8, Dtype::kBFloat16, Policy::kHalf}, h100(), limits_), UsageError);
+  EXPECT_THROW(resolver.resolve({8, 8, 8, Dtype::kBFloat16, Policy::kHighest}, h100(), limits_), UsageError);
+  EXPECT_THROW(resolver.resolve({8, 8, 8, Dtype::kFloat32, Policy::kHalf}, h100(), limits_), UsageError);
+}
+
+TEST_F(ConfigResolverTest, EachDtypeAndPolicyResolvesToAFamilyOfItsDtype) {
+  ConfigResolver resolver(nullptr);
+  struct Case {
+    Dtype dtype;
+    Policy policy;
+    std::string on_hopper;  ///< the compiled-in default's family on sm_90
+    std::string fallback;   ///< the universal family
+  };
+  for (const Case& c : {Case{Dtype::kBFloat16, Policy::kHalf, "wgmma_bf16", "simt_bf16"},
+                        Case{Dtype::kFloat16, Policy::kHalf, "wgmma_fp16", "simt_fp16"},
+                        Case{Dtype::kFloat32, Policy::kHigh, "wgmma_tf32", "ffma"},
+                        Case{Dtype::kFloat32, Policy::kHighest, "ffma", "ffma"}}) {
+    const ProblemShape aligned{1024, 8192, 8192, c.dtype, c.policy};
+    const Resolution hopper = resolver.resolve(aligned, h100(), limits_);
+    EXPECT_EQ(hopper.source, ResolutionSource::kDefault) << c.on_hopper;
+    EXPECT_EQ(hopper.config.family, c.on_hopper);
+    // k = 8191 breaks TMA's 16-byte row stride: the universal config of the fallback family.
+    const ProblemShape odd_k{7, 33, 8191, c.dtype, c.policy};
+    const Resolution odd = resolver.resolve(odd_k, h100(), limits_);
+    EXPECT_EQ(odd.config.family, c.fallback) << odd.config.name;
+    EXPECT_FALSE(resolver.space_for(odd.config.family)->check_shape(odd.config, odd_k)) << odd.config.name;
+    // Before Hopper there is no default: the universal config.
+    DeviceFingerprint ampere = h100();
+    ampere.cc_major = 8;
+    const Resolution old = resolver.resolve(aligned, ampere, limits_);
+    EXPECT_EQ(old.source, ResolutionSource::kUniversal);
+    EXPECT_EQ(old.config.family, c.fallback);
+    EXPECT_EQ(old.config.knobs, universal_knobs(c.fallback));
+    EXPECT_EQ(resolver.universal(aligned).config, old.config);
+  }
+}
+
+TEST_F(ConfigResolverTest, ForHighestTheFastestOfFfmaAnd3xTf32WithinTheBoundWins) {
+  const SearchSpace split = load_search_space("wgmma_3xtf32");
+  const auto split_configs = split.valid_configs(limits_);
+  ASSERT_FALSE(split_configs.empty());
+  const ProblemShape shape{1024, 8192, 8192};
+  store_best(shape, space_->valid_configs(limits_).front(), 2.7);
+  store_best(shape, split_configs.front(), 1.0);
+  ConfigResolver resolver(&*db_);
+  EXPECT_EQ(resolver.resolve(shape, h100(), limits_).config, split_configs.front());
+
+  // A faster 3xTF32 config whose error misses the highest bound (2e-6) is never the best.
+  TrialResult inaccurate;
+  inaccurate.shape = shape;
+  inaccurate.config = split_configs.back();
+  inaccurate.template_hash = "t";
+  inaccurate.status = TrialStatus::kOk;
+  inaccurate.timing = TimingStats{0.5, 0.5, 0.5, 10};
+  inaccurate.error = ErrorStats{8.4e-6, 5e-5, 0, 0};
+  db_->record_trial(run_id_, device_id_, inaccurate);
+  EXPECT_EQ(db_->update_best(device_id_, shape)->result.config, split_configs.front());
+  EXPECT_EQ(ConfigResolver(&*db_).resolve(shape, h100(), limits_).config, split_configs.front());
+}
+
+TEST_F(ConfigResolverTest, RowsOfAnotherPolicyAreNeverUsed) {
+  const SearchSpace tf32 = load_search_space("wgmma_tf32");
+  const KernelConfig tuned = tf32.valid_configs(limits_).back();
+  store_best({1024, 8192, 8192, Dtype::kFloat32, Policy::kHigh}, tuned);
+  ConfigResolver resolver(&*db_);
+  EXPECT_EQ(resolver.resolve({1024, 8192, 8192, Dtype::kFloat32, Policy::kHigh}, h100(), limits_).config, tuned);
+  const Resolution highest = resolver.resolve({1024, 8192, 8192, Dtype::kFloat32, Policy::kHighest}, h100(), limits_);
+  EXPECT_NE(highest.config.family, "wgmma_tf32");
 }
 
 }  // namespace

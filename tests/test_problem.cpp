@@ -50,5 +50,18 @@ TEST(Policy, BoundsFollowTheDesign) {
   EXPECT_EQ(parse_dtype("int8"), std::nullopt);
 }
 
+TEST(Problem, PoliciesGoWithTheirDtypes) {
+  EXPECT_EQ(default_policy(Dtype::kFloat32), Policy::kHighest);
+  EXPECT_EQ(default_policy(Dtype::kBFloat16), Policy::kHalf);
+  EXPECT_EQ(default_policy(Dtype::kFloat16), Policy::kHalf);
+  EXPECT_NO_THROW(validate_dtype_policy({1, 1, 1, Dtype::kFloat32, Policy::kHighest}));
+  EXPECT_NO_THROW(validate_dtype_policy({1, 1, 1, Dtype::kFloat32, Policy::kHigh}));
+  EXPECT_NO_THROW(validate_dtype_policy({1, 1, 1, Dtype::kBFloat16, Policy::kHalf}));
+  EXPECT_NO_THROW(validate_dtype_policy({1, 1, 1, Dtype::kFloat16, Policy::kHalf}));
+  EXPECT_THROW(validate_dtype_policy({1, 1, 1, Dtype::kFloat32, Policy::kHalf}), UsageError);
+  EXPECT_THROW(validate_dtype_policy({1, 1, 1, Dtype::kBFloat16, Policy::kHighest}), UsageError);
+  EXPECT_THROW(validate_dtype_policy({1, 1, 1, Dtype::kFloat16, Policy::kHigh}), UsageError);
+}
+
 }  // namespace
 }  // namespace fusetune

@@ -51,7 +51,11 @@ TEST(SearchSpace, LoadsTinySpace) {
   EXPECT_EQ(space.knobs()[0].abbrev, "m");
   EXPECT_EQ(space.knobs()[0].values, (std::vector<std::int64_t>{1, 2, 4, 8}));
   EXPECT_EQ(space.knobs()[2].doc, "consecutive elements of x each thread stages per k-chunk");
-  EXPECT_EQ(space.template_args(), (std::vector<std::string>{"tile_m", "tile_n", "unroll"}));
+  ASSERT_EQ(space.template_args().size(), 3u);
+  EXPECT_EQ(space.template_args()[0].knob, "tile_m");
+  EXPECT_EQ(space.template_args()[2].knob, "unroll");
+  EXPECT_EQ(space.launch(), LaunchContract::kPlain);
+  EXPECT_EQ(space.weight_prep(), WeightPrep::kNone);
   EXPECT_EQ(space.constraints().size(), 2u);
   EXPECT_EQ(space.shape_constraints().size(), 2u);
   EXPECT_TRUE(space.supports(Dtype::kFloat32, Policy::kHighest));
@@ -180,7 +184,7 @@ TEST(SearchSpace, CheckShape) {
 TEST(SearchSpace, LaunchGeometry) {
   const SearchSpace space = SearchSpace::load(tiny_path());
   const LaunchGeometry geometry =
-      space.launch_geometry(space.make_config(tiny_knobs(2, 64, 4)), ProblemShape{1000, 1000, 512});
+      space.launch_geometry(space.make_config(tiny_knobs(2, 64, 4)), ProblemShape{1000, 1000, 512}, DeviceLimits{});
   EXPECT_EQ(geometry.threads, 128);
   EXPECT_EQ(geometry.smem_bytes, 2 * 64 * 4 * 4);
   EXPECT_EQ(geometry.grid_x, 16);   // ceil(1000 / 64)
@@ -194,7 +198,100 @@ TEST(SearchSpace, ChecksRejectConfigsOfOtherFamilies) {
   config.family = "ffma";
   EXPECT_THROW(space.check_device(config, DeviceLimits{}), UsageError);
   EXPECT_THROW(space.check_shape(config, ProblemShape{1, 1, 1}), UsageError);
-  EXPECT_THROW(space.launch_geometry(config, ProblemShape{1, 1, 1}), UsageError);
+  EXPECT_THROW(space.launch_geometry(config, ProblemShape{1, 1, 1}, DeviceLimits{}), UsageError);
+}
+
+TEST(SearchSpace, TemplateArgsTakeConstantsAndTheGridTheSmCount) {
+  json document = json::parse(read_file(tiny_path()));
+  document["template_args"] = {"fusetune::kOperandBf16", "tile_m", "tile_n", "unroll", 0};
+  document["derived"]["grid_x"] = "min(ceil_div(n, tile_n), sm_count)";
+  const SearchSpace space = SearchSpace::parse(document.dump(), "constants");
+  ASSERT_EQ(space.template_args().size(), 5u);
+  EXPECT_EQ(space.template_args()[0].knob, "");
+  EXPECT_EQ(space.template_args()[0].constant, "fusetune::kOperandBf16");
+  EXPECT_EQ(space.template_args()[4].constant, "0");
+  const KernelConfig config = space.make_config(tiny_knobs(2, 64, 4));
+  DeviceLimits few_sms;
+  few_sms.sm_count = 3;
+  EXPECT_EQ(space.launch_geometry(config, ProblemShape{1000, 1000, 512}, few_sms).grid_x, 3);
+  EXPECT_EQ(space.launch_geometry(config, ProblemShape{1000, 100, 512}, few_sms).grid_x, 2);  // ceil(100 / 64)
+}
+
+TEST(SearchSpace, LaunchContractAndWeightPrepAreRead) {
+  json document = json::parse(read_file(tiny_path()));
+  document["launch"] = "tensor_map";
+  document["weight_prep"] = "tf32_split";
+  const SearchSpace space = SearchSpace::parse(document.dump(), "contract");
+  EXPECT_EQ(space.launch(), LaunchContract::kTensorMap);
+  EXPECT_EQ(space.weight_prep(), WeightPrep::kTf32Split);
+  document["launch"] = "plain";
+  document["weight_prep"] = "none";
+  const SearchSpace plain = SearchSpace::parse(document.dump(), "plain");
+  EXPECT_EQ(plain.launch(), LaunchContract::kPlain);
+  EXPECT_EQ(plain.weight_prep(), WeightPrep::kNone);
+}
+
+/// What wgmma_gemm.cuh expects of every config (see kernel_templates/hopper_args.cuh and the
+/// search spaces' constraints): whole m64 rows per consumer warpgroup, accumulators that fit,
+/// one producer warpgroup, the shared-memory ring formula, a persistent grid of at most one
+/// block per SM, and TMA's 16-byte row strides.
+TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
+  DeviceLimits h100;
+  const ProblemShape headline = headline_shape();
+  struct Family {
+    std::string name;
+    Dtype dtype;
+    Policy policy;
+    bool split;
+  };
+  for (const Family& family : {Family{"wgmma_bf16", Dtype::kBFloat16, Policy::kHalf, false},
+                               Family{"wgmma_fp16", Dtype::kFloat16, Policy::kHalf, false},
+                               Family{"wgmma_tf32", Dtype::kFloat32, Policy::kHigh, false},
+                               Family{"wgmma_3xtf32", Dtype::kFloat32, Policy::kHighest, true}}) {
+    SCOPED_TRACE(family.name);
+    const SearchSpace space = SearchSpace::load(source_path("search_spaces/" + family.name + ".json"));
+    EXPECT_EQ(space.family(), family.name);
+    EXPECT_EQ(space.launch(), LaunchContract::kTensorMap);
+    EXPECT_EQ(space.weight_prep(), family.split ? WeightPrep::kTf32Split : WeightPrep::kNone);
+    EXPECT_TRUE(space.supports(family.dtype, family.policy));
+    EXPECT_EQ(space.template_args().front().knob, "");  // the operand kind, a constant
+    EXPECT_EQ(space.template_args().back().knob, family.split ? "promote" : "");
+    const auto configs = space.valid_configs(h100);
+    EXPECT_GE(configs.size(), 100u);
+    EXPECT_LE(configs.size(), 600u) << "more than a 10-minute tune";
+    const std::int64_t accumulator_cap = family.split ? 64 : 128;
+    for (const KernelConfig& config : configs) {
+      const std::int64_t tile_m = config.knob("tile_m"), tile_n = config.knob("tile_n");
+      const std::int64_t consumers = config.knob("consumers"), stages = config.knob("stages");
+      const std::int64_t rows = tile_m / consumers;
+      EXPECT_TRUE(tile_m % consumers == 0 && (rows == 64 || rows == 128)) << config.name;
+      EXPECT_LE(rows * tile_n / 128, accumulator_cap) << config.name;
+      const LaunchGeometry geometry = space.launch_geometry(config, headline, h100);
+      EXPECT_EQ(geometry.threads, 128 * (consumers + 1)) << config.name;
+      EXPECT_EQ(geometry.smem_bytes, stages * 128 * (tile_m + (family.split ? 2 : 1) * tile_n) + 2048) << config.name;
+      const std::int64_t tiles = (headline.m + tile_m - 1) / tile_m * ((headline.n + tile_n - 1) / tile_n);
+      EXPECT_EQ(geometry.grid_x, config.knob("persistent") ? std::min<std::int64_t>(tiles, h100.sm_count) : tiles)
+          << config.name;
+      EXPECT_EQ(geometry.grid_y * geometry.grid_z, 1) << config.name;
+      EXPECT_EQ(space.config_from_name(config.name), config);
+    }
+    // TMA's row stride k * elem must be a multiple of 16 bytes.
+    const std::int64_t k_step = family.dtype == Dtype::kFloat32 ? 4 : 8;
+    EXPECT_FALSE(space.check_shape(configs.front(), ProblemShape{7, 33, 5 * k_step}));
+    EXPECT_TRUE(space.check_shape(configs.front(), ProblemShape{7, 33, 5 * k_step + 2}));
+  }
+}
+
+TEST(SearchSpace, SimtFallbackSpacesTakeEveryShape) {
+  for (const std::string family : {"simt_bf16", "simt_fp16"}) {
+    const SearchSpace space = SearchSpace::load(source_path("search_spaces/" + family + ".json"));
+    EXPECT_EQ(space.launch(), LaunchContract::kPlain);
+    const auto configs = space.valid_configs(DeviceLimits{});
+    EXPECT_EQ(configs.size(), 8u) << family;
+    for (const KernelConfig& config : configs)
+      for (const ProblemShape shape : {ProblemShape{1, 1, 1}, ProblemShape{8191, 7, 33}, ProblemShape{33, 1000, 8191}})
+        EXPECT_FALSE(space.check_shape(config, shape)) << config.name << " on " << shape.dims();
+  }
 }
 
 TEST(SearchSpace, EvaluationErrorsNameFileAndConfig) {
@@ -299,6 +396,27 @@ std::vector<Defect> defects() {
       {"entry_not_name", [](json& d) { d["entry"] = "fused linear"; },
        "entry 'fused linear' is not a qualified C++ name"},
       {"top_level_array", [](json& d) { d = json::array({d}); }, "the top level is an array, not an object"},
+      {"unknown_launch", [](json& d) { d["launch"] = "cuda_graph"; }, "unknown launch 'cuda_graph'"},
+      {"tensor_map_without_tile_n",
+       [](json& d) {
+         d["launch"] = "tensor_map";
+         d["knobs"][1]["name"] = "width";
+         d["template_args"][1] = "width";
+       },
+       "launch 'tensor_map' needs a knob 'tile_n'"},
+      {"unknown_weight_prep", [](json& d) { d["weight_prep"] = "transpose"; }, "unknown weight_prep 'transpose'"},
+      {"weight_prep_of_bf16",
+       [](json& d) {
+         d["weight_prep"] = "tf32_split";
+         d["dtypes"] = {"bf16"};
+       },
+       "weight_prep 'tf32_split' splits fp32 weights"},
+      {"template_arg_unqualified_constant", [](json& d) { d["template_args"].push_back("kOperandBf16"); },
+       "template_args names 'kOperandBf16', which is not a knob"},
+      {"template_arg_fraction", [](json& d) { d["template_args"].push_back(1.5); },
+       "template_args[3] is a non-integer number"},
+      {"threads_uses_sm_count", [](json& d) { d["derived"]["threads"] = "min(sm_count, 128)"; },
+       "derived.threads 'min(sm_count, 128)' refers to unknown identifier 'sm_count'"},
   };
 }
 
@@ -403,7 +521,7 @@ TEST(FfmaSearchSpace, ValidConfigsForH100) {
   EXPECT_EQ(names_of(configs).size(), configs.size()) << "config names must be unique";
   for (const KernelConfig& config : configs) {
     EXPECT_EQ(space.config_from_name(config.name), config);
-    const LaunchGeometry geometry = space.launch_geometry(config, headline_shape());
+    const LaunchGeometry geometry = space.launch_geometry(config, headline_shape(), h100);
     EXPECT_GE(geometry.threads, 1) << config.name;
     EXPECT_GE(geometry.grid_x * geometry.grid_y * geometry.grid_z, 1) << config.name;
   }

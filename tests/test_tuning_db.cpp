@@ -214,6 +214,22 @@ TEST_F(TuningDbTest, OkTrialRoundTripsEveryField) {
   EXPECT_EQ(back.error->allclose_violations, 0);
   EXPECT_EQ(back.error->non_finite, 0);
   EXPECT_EQ(back.registers, 168);
+  EXPECT_DOUBLE_EQ(back.prep_ms, 0.0);
+}
+
+TEST_F(TuningDbTest, WeightPreparationTimeRoundTripsAndDefaultsToZero) {
+  TuningDb db = open_with_run();
+  TrialResult prepared = ok_trial("wgmma_3xtf32_a", 1.25);
+  prepared.prep_ms = 0.3125;
+  db.record_trial(run_id_, device_id_, prepared);
+  db.record_trial(run_id_, device_id_, ok_trial("ffma_b", 2.5));
+  const auto stored = db.trials(h100().key(), headline_highest());
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].result.config.name, "wgmma_3xtf32_a");
+  EXPECT_DOUBLE_EQ(stored[0].result.prep_ms, 0.3125);
+  EXPECT_DOUBLE_EQ(stored[1].result.prep_ms, 0.0);
+  EXPECT_DOUBLE_EQ(db.update_best(device_id_, headline_highest())->result.prep_ms, 0.3125);
+  EXPECT_EQ(raw_query_int(path_, "SELECT count(*) FROM trial WHERE prep_ms > 0"), 1);
 }
 
 TEST_F(TuningDbTest, FailedTrialRoundTripsWithoutTimingOrError) {
@@ -496,6 +512,7 @@ TEST_F(TuningDbTest, MigratesVersion1DatabaseKeepingItsRows) {
   EXPECT_DOUBLE_EQ(stored[0].result.error->relative_l2, 1e-7);
   EXPECT_EQ(stored[0].result.error->allclose_violations, 0);
   EXPECT_EQ(stored[0].result.registers, 0);
+  EXPECT_DOUBLE_EQ(stored[0].result.prep_ms, 0.0);  // version 4's column, 0 for old rows
   EXPECT_EQ(stored[1].result.status, TrialStatus::kCompileFailed);
   EXPECT_FALSE(stored[1].result.error.has_value());
 
@@ -520,6 +537,7 @@ TEST_F(TuningDbTest, ReadOnlyReadsVersion1WithoutMigrating) {
     EXPECT_EQ(stored[0].result.config.name, "ffma_v1");
     ASSERT_TRUE(stored[0].result.error.has_value());
     EXPECT_FALSE(stored[1].result.error.has_value());
+    EXPECT_DOUBLE_EQ(stored[0].result.prep_ms, 0.0);  // a version-1 file has no prep_ms column
     EXPECT_FALSE(db.latest_baseline("", headline_highest(), "cublas").has_value());
     EXPECT_TRUE(db.bests(h100().key(), Dtype::kFloat32, Policy::kHighest).empty());
   }

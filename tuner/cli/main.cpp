@@ -1,10 +1,11 @@
-// The `fusetune` command: tune, best, list, check (and the internal worker). Exit codes:
+// The `fusetune` command: tune, best, list, check, bench (and the internal worker). Exit codes:
 // 0 success, 1 environment or data error (no GPU, corrupt database, ...), 2 usage error.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <string>
 
 #include "compiler.h"
@@ -27,28 +28,47 @@ std::string self_executable() {
   return std::string(path, static_cast<size_t>(length));
 }
 
-double tflops(const ProblemShape& shape, double ms) { return shape.flops() / (ms * 1e-3) / 1e12; }
+std::string scientific(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2e", value);
+  return text;
+}
 
 void print_trial_row(int rank, const StoredTrial& stored, const std::optional<BaselineResult>& baseline) {
   const TrialResult& r = stored.result;
   if (r.status == TrialStatus::kOk && r.timing) {
     const double percent = baseline ? 100.0 * r.timing->median_ms / baseline->timing.median_ms : 0;
-    std::printf("%4d  %-44s %9.4f %8.1f %9s %10.2e %10.2e  ok\n", rank, r.config.name.c_str(), r.timing->median_ms,
+    std::string status = "ok";
+    if (r.prep_ms > 0) {
+      char prep[64];
+      std::snprintf(prep, sizeof prep, " (weight prep %.4f ms, once)", r.prep_ms);
+      status += prep;
+    }
+    std::printf("%4d  %-48s %9.4f %8.1f %9s %10.2e %10.2e  %s\n", rank, r.config.name.c_str(), r.timing->median_ms,
                 tflops(r.shape, r.timing->median_ms),
                 baseline ? (std::to_string(static_cast<int>(percent + 0.5)) + "%").c_str() : "-",
-                r.error ? r.error->relative_l2 : 0.0, r.error ? r.error->max_abs : 0.0);
+                r.error ? r.error->relative_l2 : 0.0, r.error ? r.error->max_abs : 0.0, status.c_str());
   } else {
     std::string why = r.message.substr(0, r.message.find('\n'));
     if (why.size() > 60) why = why.substr(0, 57) + "...";
-    std::printf("%4d  %-44s %9s %8s %9s %10s %10s  %s: %s\n", rank, r.config.name.c_str(), "-", "-", "-",
-                r.error ? std::to_string(r.error->relative_l2).c_str() : "-", "-",
-                std::string(to_string(r.status)).c_str(), why.c_str());
+    std::printf("%4d  %-48s %9s %8s %9s %10s %10s  %s: %s\n", rank, r.config.name.c_str(), "-", "-", "-",
+                r.error ? scientific(r.error->relative_l2).c_str() : "-",
+                r.error ? scientific(r.error->max_abs).c_str() : "-", std::string(to_string(r.status)).c_str(),
+                why.c_str());
   }
 }
 
-void print_table_header() {
-  std::printf("%4s  %-44s %9s %8s %9s %10s %10s  %s\n", "rank", "config", "median_ms", "TFLOP/s", "%cuBLAS", "rel_err",
+void print_table_header(const ProblemShape& shape) {
+  std::printf("%4s  %-48s %9s %8s %9s %10s %10s  %s\n", "rank", "config", "median_ms", "TFLOP/s", "%base", "rel_err",
               "max_abs", "status");
+  std::printf(
+      "      (%%base: median time as a share of %s's; rel_err: ||out - ref|| / ||ref|| vs float64, bound %.0e)\n",
+      target_baseline_name(shape).c_str(), relative_error_bound(shape.policy));
+}
+
+void print_baseline(const ProblemShape& shape, const BaselineResult& baseline) {
+  std::printf("baseline %s: %.4f ms (%.1f TFLOP/s), rel. error %.2e\n", baseline.name.c_str(),
+              baseline.timing.median_ms, tflops(shape, baseline.timing.median_ms), baseline.error.relative_l2);
 }
 
 int run_tune(TuneCommand command) {
@@ -56,18 +76,17 @@ int run_tune(TuneCommand command) {
   options.worker_executable = self_executable();
   const TuneReport report = tune(options);
   const ProblemShape& shape = report.shape;
-  std::printf("\nfusetune: %s %s/%s on %s (%d measured now, %d already in %s)\n", shape.dims().c_str(),
+  std::string families;
+  for (const auto& family : report.families) families += (families.empty() ? "" : ", ") + family;
+  std::printf("\nfusetune: %s %s/%s on %s, families %s (%d measured now, %d already in %s)\n", shape.dims().c_str(),
               std::string(to_string(shape.dtype)).c_str(), std::string(to_string(shape.policy)).c_str(),
-              report.device.name.c_str(), report.measured, report.skipped, options.db_path.c_str());
+              report.device.name.c_str(), families.c_str(), report.measured, report.skipped, options.db_path.c_str());
   std::string counts;
   for (const auto& [status, count] : report.status_counts) counts += " " + status + "=" + std::to_string(count);
   if (!counts.empty()) std::printf("this run's trials:%s\n", counts.c_str());
-  if (report.baseline)
-    std::printf("baseline %s: %.4f ms (%.1f TFLOP/s), rel. error %.2e\n", report.baseline->name.c_str(),
-                report.baseline->timing.median_ms, tflops(shape, report.baseline->timing.median_ms),
-                report.baseline->error.relative_l2);
+  for (const BaselineResult& baseline : report.baselines) print_baseline(shape, baseline);
   std::printf("\n");
-  print_table_header();
+  print_table_header(shape);
   int rank = 0;
   for (const auto& stored : report.ranking) {
     if (stored.result.status != TrialStatus::kOk) break;
@@ -82,6 +101,7 @@ int run_tune(TuneCommand command) {
   const auto& best = report.best->result;
   std::printf("\nwinner: %s  %.4f ms, %.1f TFLOP/s, rel. error %.2e", best.config.name.c_str(), best.timing->median_ms,
               tflops(shape, best.timing->median_ms), best.error->relative_l2);
+  if (best.prep_ms > 0) std::printf(" (plus a one-time weight preparation of %.4f ms)", best.prep_ms);
   if (report.baseline)
     std::printf("  = %.3fx the time of %s", best.timing->median_ms / report.baseline->timing.median_ms,
                 report.baseline->name.c_str());
@@ -105,12 +125,11 @@ int run_query(const QueryCommand& command) {
     if (std::find(devices.begin(), devices.end(), trial.device_key) == devices.end())
       devices.push_back(trial.device_key);
   for (const auto& device : devices) {
-    const auto baseline = db.latest_baseline(device, command.shape, kBaselineName);
     std::printf("device %s\n", device.c_str());
-    if (baseline)
-      std::printf("baseline %s: %.4f ms, rel. error %.2e\n", baseline->name.c_str(), baseline->timing.median_ms,
-                  baseline->error.relative_l2);
-    print_table_header();
+    for (const std::string& name : baseline_names(command.shape))
+      if (const auto stored = db.latest_baseline(device, command.shape, name)) print_baseline(command.shape, *stored);
+    const auto baseline = db.latest_baseline(device, command.shape, target_baseline_name(command.shape));
+    print_table_header(command.shape);
     if (!command.list) {
       const auto best = db.best(device, command.shape);
       if (best)
@@ -173,6 +192,45 @@ int run_check(const CheckCommand& command) {
   return failed > 0 ? 1 : 0;
 }
 
+int run_bench(const BenchCommand& command) {
+  const BenchReport report = run_bench(command.options);
+  std::printf("fusetune bench: %s on %s", command.options.dims.dims().c_str(), report.device.name.c_str());
+  if (report.peak_tflops > 0) std::printf(", peak (cuBLAS bf16 8192^3, measured now) %.0f TFLOP/s", report.peak_tflops);
+  std::printf("\n\n%-14s %-52s %9s %7s %8s %6s %10s\n", "policy", "kernel", "median_ms", "ratio", "TFLOP/s", "%peak",
+              "rel_err");
+  bool all_verified = true;
+  for (const BenchRow& row : report.rows) {
+    const std::string policy = std::string(to_string(row.shape.dtype)) + " " + std::string(to_string(row.shape.policy));
+    const double target = row.baselines.empty() ? 0 : row.baselines.front().timing.median_ms;
+    auto line = [&](const std::string& name, const BenchEntry& entry) {
+      const double flops = tflops(row.shape, entry.timing.median_ms);
+      std::printf("%-14s %-52s %9.4f %7.3f %8.1f %5.0f%% %10.2e\n", policy.c_str(), name.c_str(),
+                  entry.timing.median_ms, target > 0 ? entry.timing.median_ms / target : 0.0, flops,
+                  report.peak_tflops > 0 ? 100 * flops / report.peak_tflops : 0.0, entry.error.relative_l2);
+    };
+    line(row.winner.name, row.winner);
+    for (const BenchEntry& baseline : row.baselines) line("  " + baseline.name, baseline);
+    std::printf("%-14s   (%s: %s", "", std::string(to_string(row.resolution.source)).c_str(),
+                row.resolution.detail.c_str());
+    if (row.prep_ms > 0) std::printf("; one-time weight preparation %.4f ms", row.prep_ms);
+    std::printf(")\n");
+    if (!row.verified) {
+      all_verified = false;
+      std::printf("%-14s   FAILED verification: %s\n", "", row.verdict.c_str());
+    }
+  }
+  std::printf(
+      "\nratio: median time over the policy's first baseline (the target: cuBLAS GEMM alone for bf16 and "
+      "TF32, cuBLAS SGEMM + epilogue for highest)\n");
+  if (!command.markdown_path.empty()) {
+    std::ofstream out(command.markdown_path);
+    out << bench_markdown(report);
+    if (!out) throw DataError("cannot write " + command.markdown_path + "; check the path");
+    std::printf("markdown table written to %s\n", command.markdown_path.c_str());
+  }
+  return all_verified ? 0 : 1;
+}
+
 }  // namespace
 }  // namespace fusetune::cli
 
@@ -187,11 +245,15 @@ int main(int argc, char** argv) {
     if (const auto* worker = std::get_if<cli::WorkerCommand>(&command)) return run_worker(worker->device);
     if (const auto* tune = std::get_if<cli::TuneCommand>(&command)) {
       cli::TuneCommand copy = *tune;
-      for (int i = 0; i < argc; ++i) copy.options.argv += (i ? " " : "") + std::string(argv[i]);
+      for (int i = 0; i < argc; ++i) {
+        if (i > 0) copy.options.argv += ' ';
+        copy.options.argv += argv[i];
+      }
       return cli::run_tune(copy);
     }
     if (const auto* query = std::get_if<cli::QueryCommand>(&command)) return cli::run_query(*query);
     if (const auto* check = std::get_if<cli::CheckCommand>(&command)) return cli::run_check(*check);
+    if (const auto* bench = std::get_if<cli::BenchCommand>(&command)) return cli::run_bench(*bench);
   } catch (const UsageError& error) {
     std::fprintf(stderr, "fusetune: %s\n", error.what());
     return 2;

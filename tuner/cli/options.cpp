@@ -22,25 +22,29 @@ constexpr const char* kUsage =
     "  best    print the best config of a problem per device\n"
     "  list    print every trial of a problem, fastest first\n"
     "  check   compile every variant of a search space with NVRTC (no GPU needed)\n"
+    "  bench   time the winner of each policy against its cuBLAS baselines in one run\n"
     "run `fusetune <command> --help` for its options\n";
 
 /// Options shared by commands that name a problem.
 struct ProblemArgs {
   std::string shape = headline_shape().dims();
   std::string dtype = "fp32";
-  std::string policy = "highest";
+  std::string policy;  ///< "" = the dtype's: highest for fp32, half for bf16/fp16
   void add_to(po::options_description& description) {
     description.add_options()("shape", po::value(&shape)->default_value(shape),
                               "problem MxNxK (M batch, N out features, K in features)")(
         "dtype", po::value(&dtype)->default_value(dtype), "element type: fp32, bf16, fp16")(
-        "policy", po::value(&policy)->default_value(policy), "precision policy: highest, high, half");
+        "policy", po::value(&policy),
+        "precision policy: highest or high (fp32), half (bf16, fp16); default highest for fp32, half otherwise");
   }
   ProblemShape parse() const {
     const auto parsed_dtype = parse_dtype(dtype);
     if (!parsed_dtype) throw UsageError("unknown --dtype '" + dtype + "'; use fp32, bf16 or fp16");
-    const auto parsed_policy = parse_policy(policy);
+    const auto parsed_policy = policy.empty() ? default_policy(*parsed_dtype) : parse_policy(policy);
     if (!parsed_policy) throw UsageError("unknown --policy '" + policy + "'; use highest, high or half");
-    return parse_dims(shape, *parsed_dtype, *parsed_policy);
+    ProblemShape parsed = parse_dims(shape, *parsed_dtype, *parsed_policy);
+    validate_dtype_policy(parsed);
+    return parsed;
   }
 };
 
@@ -86,8 +90,9 @@ Command parse_command_line(int argc, const char* const argv[]) {
     problem.add_to(description);
     o.db_path = default_db_path();
     bool quiet = false;
-    description.add_options()("space", po::value(&o.search_space)->default_value(o.search_space),
-                              "search space: family name or .json path")(
+    description.add_options()("space", po::value(&o.search_space),
+                              "search space: family name or .json path (default: every family that implements the "
+                              "dtype and policy, tuned together)")(
         "db", po::value(&o.db_path)->default_value(o.db_path), "SQLite database ($FUSETUNE_DB overrides the default)")(
         "device", po::value(&o.device)->default_value(o.device), "CUDA device ordinal")(
         "max-trials", po::value(&o.max_trials)->default_value(0), "budget: configs to measure (0 = all)")(
@@ -149,6 +154,29 @@ Command parse_command_line(int argc, const char* const argv[]) {
     if (check.compile_threads < 0) throw UsageError("--compile-threads must be 0 (cores) or positive");
     return check;
   }
+  if (command == "bench") {
+    BenchCommand bench;
+    BenchOptions& o = bench.options;
+    o.db_path = default_db_path();
+    std::string shape = o.dims.dims();
+    bool no_peak = false;
+    po::options_description description("bench options");
+    description.add_options()("shape", po::value(&shape)->default_value(shape), "problem MxNxK")(
+        "db", po::value(&o.db_path)->default_value(o.db_path), "SQLite database the winners are resolved from")(
+        "device", po::value(&o.device)->default_value(o.device), "CUDA device ordinal")(
+        "rounds", po::value(&o.rounds)->default_value(o.rounds), "interleaved samples of each kernel")(
+        "seed", po::value(&o.seed)->default_value(o.seed), "seed of the random inputs")(
+        "cache-dir", po::value(&o.cache_dir),
+        "compiled-kernel cache (default $FUSETUNE_CACHE_DIR or ~/.cache/fusetune)")(
+        "markdown", po::value(&bench.markdown_path), "also write the table as markdown to this file")(
+        "no-peak", po::bool_switch(&no_peak), "skip the cuBLAS bf16 8192^3 peak measurement");
+    if (!parse_options(command, description, args, help)) return HelpRequest{help};
+    o.dims = parse_dims(shape, Dtype::kFloat32, Policy::kHighest);
+    o.measure_peak = !no_peak;
+    require_positive("rounds", o.rounds);
+    if (o.device < 0) throw UsageError("--device must be a device ordinal >= 0");
+    return bench;
+  }
   if (command == "worker") {
     WorkerCommand worker;
     po::options_description description("worker options (internal: the tuner starts workers itself)");
@@ -156,7 +184,7 @@ Command parse_command_line(int argc, const char* const argv[]) {
     if (!parse_options(command, description, args, help)) return HelpRequest{help};
     return worker;
   }
-  throw UsageError("unknown command '" + command + "'; use tune, best, list or check (see fusetune --help)");
+  throw UsageError("unknown command '" + command + "'; use tune, best, list, check or bench (see fusetune --help)");
 }
 
 }  // namespace fusetune::cli

@@ -6,6 +6,7 @@
 #include <variant>
 #include <vector>
 
+#include "bench.h"
 #include "tuner.h"
 
 namespace fusetune::cli {
@@ -36,11 +37,17 @@ struct CheckCommand {
   bool quiet = false;
 };
 
+/// `bench`: the resolved winner of each policy against its cuBLAS baselines, in one run.
+struct BenchCommand {
+  BenchOptions options;
+  std::string markdown_path;  ///< also write the table as markdown here ("" = no)
+};
+
 struct WorkerCommand {
   int device = 0;
 };
 
-using Command = std::variant<HelpRequest, TuneCommand, QueryCommand, CheckCommand, WorkerCommand>;
+using Command = std::variant<HelpRequest, TuneCommand, QueryCommand, CheckCommand, BenchCommand, WorkerCommand>;
 
 /// Parses argv. Throws UsageError (exit code 2) with a one-line message on anything
 /// malformed: unknown command or option, bad value, malformed shape.

@@ -22,12 +22,6 @@ double shape_distance(const ProblemShape& a, const ProblemShape& b) {
 
 }  // namespace
 
-std::string fallback_family(const ProblemShape& shape) {
-  if (shape.dtype == Dtype::kFloat32 && shape.policy == Policy::kHighest) return "ffma";
-  throw UsageError("no kernel family implements dtype " + std::string(to_string(shape.dtype)) + " with policy " +
-                   std::string(to_string(shape.policy)) + " yet; use fp32 with policy highest");
-}
-
 const SearchSpace* ConfigResolver::space_for(const std::string& family) {
   auto found = spaces_.find(family);
   if (found != spaces_.end()) return &found->second;
@@ -38,10 +32,13 @@ const SearchSpace* ConfigResolver::space_for(const std::string& family) {
 
 Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFingerprint& device,
                                    const DeviceLimits& limits) {
-  const std::string family = fallback_family(shape);  // also rejects unsupported dtype/policy early
+  validate_dtype_policy(shape);
+  // A config is usable if this build ships its family, the family computes in the shape's
+  // dtype, and the config fits the shape and the device.
   auto usable = [&](const KernelConfig& config) {
     const SearchSpace* space = space_for(config.family);
-    return space && !space->check_shape(config, shape) && !space->check_device(config, limits);
+    return space && std::find(space->dtypes().begin(), space->dtypes().end(), shape.dtype) != space->dtypes().end() &&
+           !space->check_shape(config, shape) && !space->check_device(config, limits);
   };
   if (db_) {
     const std::string device_key = device.key();
@@ -66,14 +63,22 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
       }
     }
   }
-  const SearchSpace* space = space_for(family);
-  if (auto knobs = default_knobs(family, device.cc_major, device.cc_minor)) {
-    KernelConfig config = space->make_config(*knobs);
-    if (usable(config))
-      return {config, ResolutionSource::kDefault,
-              "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +
-                  std::to_string(device.cc_minor)};
+  if (auto knobs = default_knobs(shape, device.cc_major, device.cc_minor)) {
+    if (const SearchSpace* space = space_for(knobs->family)) {
+      KernelConfig config = space->make_config(knobs->knobs);
+      if (usable(config))
+        return {config, ResolutionSource::kDefault,
+                "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +
+                    std::to_string(device.cc_minor)};
+    }
   }
+  return universal(shape);
+}
+
+Resolution ConfigResolver::universal(const ProblemShape& shape) {
+  const std::string family = fallback_family(shape);
+  const SearchSpace* space = space_for(family);
+  if (!space) throw DataError("this build lacks the fallback search space '" + family + "'");
   return {space->make_config(universal_knobs(family)), ResolutionSource::kUniversal,
           "the " + family + " config that is valid for every shape"};
 }

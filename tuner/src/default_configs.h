@@ -1,19 +1,31 @@
-// Configs compiled into the library: per architecture, the measured winner to use when the
-// database has nothing for a device, and per family the config that implements every shape.
+// Configs compiled into the library: per (dtype, policy) and architecture, the config to use
+// when the database has nothing for a device, and per (dtype, policy) the family and config
+// that implement every shape with element-aligned pointers only.
 #pragma once
 
 #include <optional>
 #include <string>
 
 #include "fusetune/kernel_config.h"
+#include "fusetune/problem.h"
 
 namespace fusetune {
 
-/// Knob values of the compiled-in default for `family` on compute capability
-/// cc_major.cc_minor, if one was measured for that architecture.
-std::optional<KnobValues> default_knobs(const std::string& family, int cc_major, int cc_minor);
-/// Knob values of a config of `family` that can implement every shape (no divisibility
-/// or alignment requirements beyond the element size).
+/// A family and knob values, before the family's search space names the config.
+struct FamilyKnobs {
+  std::string family;
+  KnobValues knobs;
+};
+
+/// The compiled-in default for the problem's (dtype, policy) on compute capability
+/// cc_major.cc_minor, if there is one for that architecture.
+std::optional<FamilyKnobs> default_knobs(const ProblemShape& shape, int cc_major, int cc_minor);
+/// The family that serves a (dtype, policy) whatever the shape and alignment: ffma for fp32
+/// (its accuracy meets every fp32 policy), simt_bf16 / simt_fp16 for half. Throws UsageError
+/// for a dtype and policy that do not go together.
+std::string fallback_family(const ProblemShape& shape);
+/// Knob values of a config of `family` (ffma, simt_bf16, simt_fp16) that can implement every
+/// shape (no divisibility or alignment requirements beyond the element size).
 KnobValues universal_knobs(const std::string& family);
 
 }  // namespace fusetune

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -39,18 +40,38 @@ std::string default_db_path() {
   return "fusetune.db";
 }
 
+namespace {
+
+/// TMA and the vector loads of tuned configs need 16-byte aligned tensors; cudaMalloc gives
+/// 256 bytes, but views into tensors may not.
+bool misaligned(const void* pointer) { return pointer && reinterpret_cast<std::uintptr_t>(pointer) % 16 != 0; }
+
+std::string shape_key(const ProblemShape& shape) {
+  return shape.dims() + "/" + std::string(to_string(shape.dtype)) + "/" + std::string(to_string(shape.policy));
+}
+
+void check_shape(const ProblemShape& shape) {
+  if (shape.m < 1 || shape.n < 1 || shape.k < 1 || shape.m > kMaxDimension || shape.n > kMaxDimension ||
+      shape.k > kMaxDimension)
+    throw UsageError("shape " + shape.dims() + " is out of range; each of M, N, K must be in [1, 2^30]");
+  validate_dtype_policy(shape);
+}
+
+}  // namespace
+
 struct FusedLinearRuntime::Impl {
   RuntimeOptions options;
   std::optional<TuningDb> db;
   std::unique_ptr<ConfigResolver> resolver;
   std::mutex mutex;
 
-  /// What one device needs: its identity, a compiler for its arch, loaded kernels.
+  /// What one device needs: its identity, a compiler for its arch, loaded kernels, maps.
   struct DeviceState {
     DeviceInfo info;
     std::unique_ptr<Compiler> compiler;
     std::map<std::string, Resolution> resolutions;  ///< by shape key
     std::map<std::string, LoadedKernel> kernels;    ///< by config name
+    TensorMapCache maps;                            ///< encoded once per (pointer, shape, box)
   };
   std::map<int, DeviceState> devices;
 
@@ -69,13 +90,26 @@ struct FusedLinearRuntime::Impl {
   }
 
   Resolution resolve(const ProblemShape& shape, DeviceState& state) {
-    const std::string key =
-        shape.dims() + "/" + std::string(to_string(shape.dtype)) + "/" + std::string(to_string(shape.policy));
+    const std::string key = shape_key(shape);
     auto cached = state.resolutions.find(key);
     if (cached != state.resolutions.end()) return cached->second;
     Resolution resolution = resolver->resolve(shape, state.info.fingerprint, state.info.limits);
     state.resolutions.emplace(key, resolution);
     return resolution;
+  }
+
+  const SearchSpace& space_of(const KernelConfig& config) {
+    const SearchSpace* space = resolver->space_for(config.family);
+    if (!space) throw DataError("this build has no search space for family '" + config.family + "'");
+    return *space;
+  }
+
+  LoadedKernel& kernel_for(const KernelConfig& config, DeviceState& state) {
+    auto found = state.kernels.find(config.name);
+    if (found != state.kernels.end()) return found->second;
+    const CompileOutput compiled = state.compiler->compile(generate_source(space_of(config), config));
+    if (!compiled.ok) throw CudaError("kernel " + config.name + " failed to compile: " + compiled.log.substr(0, 500));
+    return state.kernels.emplace(config.name, LoadedKernel::load(compiled.cubin)).first->second;
   }
 };
 
@@ -91,36 +125,61 @@ FusedLinearRuntime::FusedLinearRuntime(RuntimeOptions options) : impl_(std::make
 FusedLinearRuntime::~FusedLinearRuntime() = default;
 
 Resolution FusedLinearRuntime::resolve(const ProblemShape& shape, int device) {
+  check_shape(shape);
   std::lock_guard lock(impl_->mutex);
   return impl_->resolve(shape, impl_->device_state(device));
 }
 
+std::size_t FusedLinearRuntime::prepared_weight_bytes(const ProblemShape& shape) {
+  check_shape(shape);
+  std::lock_guard lock(impl_->mutex);
+  const Resolution resolution = impl_->resolve(shape, impl_->device_state(-1));
+  return fusetune::prepared_weight_bytes(impl_->space_of(resolution.config).weight_prep(), shape);
+}
+
+void FusedLinearRuntime::prepare_weight(const ProblemShape& shape, const void* w, void* prepared, CudaStream stream) {
+  check_shape(shape);
+  std::lock_guard lock(impl_->mutex);
+  Impl::DeviceState& state = impl_->device_state(-1);
+  const Resolution resolution = impl_->resolve(shape, state);
+  const SearchSpace& space = impl_->space_of(resolution.config);
+  if (space.weight_prep() == WeightPrep::kNone) return;
+  if (!w || !prepared) throw UsageError("prepare_weight needs the device pointers of w and of the prepared buffer");
+  if (misaligned(prepared))
+    throw UsageError("the prepared weight buffer must be 16-byte aligned (TMA reads it); allocate it on its own");
+  LoadedKernel& kernel = impl_->kernel_for(resolution.config, state);
+  FUSETUNE_CUDA_CHECK(kernel.prepare_weight(space.weight_prep(), shape, w, prepared, stream));
+}
+
 void FusedLinearRuntime::run(const ProblemShape& shape, const FusedLinearTensors& tensors, CudaStream stream) {
-  if (shape.m < 1 || shape.n < 1 || shape.k < 1 || shape.m > kMaxDimension || shape.n > kMaxDimension ||
-      shape.k > kMaxDimension)
-    throw UsageError("shape " + shape.dims() + " is out of range; each of M, N, K must be in [1, 2^30]");
+  check_shape(shape);
   if (!tensors.x || !tensors.w || !tensors.out) throw UsageError("x, w and out must be device pointers, not null");
   std::lock_guard lock(impl_->mutex);
   Impl::DeviceState& state = impl_->device_state(-1);
   Resolution resolution = impl_->resolve(shape, state);
-  // Tuned configs may use 16-byte vector accesses; cudaMalloc gives 256-byte alignment,
-  // but views into tensors may not: those take the config that needs only 4 bytes.
-  const auto misaligned = [](const void* pointer) { return reinterpret_cast<std::uintptr_t>(pointer) % 16 != 0; };
-  const SearchSpace* space = impl_->resolver->space_for(resolution.config.family);
-  if (misaligned(tensors.x) || misaligned(tensors.w) || misaligned(tensors.out) ||
-      (tensors.bias && misaligned(tensors.bias)))
-    resolution.config = space->make_config(universal_knobs(resolution.config.family));
-
-  auto found = state.kernels.find(resolution.config.name);
-  if (found == state.kernels.end()) {
-    const CompileOutput compiled = state.compiler->compile(generate_source(*space, resolution.config));
-    if (!compiled.ok)
-      throw CudaError("kernel " + resolution.config.name + " failed to compile: " + compiled.log.substr(0, 500));
-    found = state.kernels.emplace(resolution.config.name, LoadedKernel::load(compiled.cubin)).first;
+  const SearchSpace* space = &impl_->space_of(resolution.config);
+  if (space->weight_prep() != WeightPrep::kNone && !tensors.prepared_weight)
+    throw UsageError("config " + resolution.config.name +
+                     " reads a prepared weight: allocate prepared_weight_bytes(), call prepare_weight() once per "
+                     "weight and pass it as prepared_weight");
+  // Tuned configs may use 16-byte vector or TMA accesses; misaligned views take the
+  // universal config of the fallback family, which needs element alignment only.
+  if (misaligned(tensors.x) || misaligned(tensors.w) || misaligned(tensors.out) || misaligned(tensors.bias) ||
+      (space->weight_prep() != WeightPrep::kNone && misaligned(tensors.prepared_weight))) {
+    resolution = impl_->resolver->universal(shape);
+    space = &impl_->space_of(resolution.config);
   }
-  FusedLinearArgs args{tensors.x,    tensors.w,    tensors.bias, tensors.out,
-                       int(shape.m), int(shape.n), int(shape.k), tensors.scale};
-  FUSETUNE_CUDA_CHECK(found->second.launch(space->launch_geometry(resolution.config, shape), args, stream));
+  LoadedKernel& kernel = impl_->kernel_for(resolution.config, state);
+  const LaunchSpec spec = make_launch_spec(*space, resolution.config, shape, state.info.limits);
+  LaunchOperands operands;
+  operands.x = tensors.x;
+  operands.w = tensors.w;
+  operands.prepared_w = tensors.prepared_weight;
+  operands.bias = tensors.bias;
+  operands.out = tensors.out;
+  operands.scale = tensors.scale;
+  const LaunchPlan plan = make_launch_plan(spec, shape, operands, state.maps);
+  FUSETUNE_CUDA_CHECK(kernel.launch(plan, stream));
 }
 
 }  // namespace fusetune

@@ -1,5 +1,7 @@
-// A compiled kernel loaded into the current CUDA context, launchable on any stream. Used by
-// the worker (tuning) and by the library (load-time path) alike.
+// A compiled kernel loaded into the current CUDA context, launchable on any stream, and the
+// launch plan of one config on one problem (geometry plus the arguments of the family's launch
+// contract: raw pointers, or TMA tensor maps). Used by the worker (tuning), the bench and the
+// library (load-time path) alike.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,9 +10,48 @@
 
 #include "cuda_resources.h"
 #include "fused_linear_args.cuh"
+#include "hopper_args.cuh"
 #include "search_space.h"
+#include "tensor_maps.h"
 
 namespace fusetune {
+
+/// How to launch one config on one problem, without the data: what the tuner sends the
+/// worker, and what the runtime keeps per resolved shape.
+struct LaunchSpec {
+  LaunchContract contract = LaunchContract::kPlain;
+  WeightPrep weight_prep = WeightPrep::kNone;
+  LaunchGeometry geometry;
+  int tile_m = 0;  ///< rows of the x box (tensor_map only)
+  int tile_n = 0;  ///< rows of the w box (tensor_map only)
+};
+/// The spec of `config` of `space` for `shape` on a device with `limits`.
+LaunchSpec make_launch_spec(const SearchSpace& space, const KernelConfig& config, const ProblemShape& shape,
+                            const DeviceLimits& limits);
+/// Bytes of the prepared weight a spec needs for `shape` (0 without weight preparation).
+std::size_t prepared_weight_bytes(WeightPrep prep, const ProblemShape& shape);
+
+/// Device pointers and scale of one call, in the problem's dtype.
+struct LaunchOperands {
+  const void* x = nullptr;
+  const void* w = nullptr;
+  const void* prepared_w = nullptr;  ///< the prepared weight, when the spec has a weight_prep
+  const void* bias = nullptr;        ///< null: no bias
+  void* out = nullptr;
+  float scale = 1.0f;
+};
+
+/// Everything one launch needs, built once (tensor maps encoded once) and launched many times.
+struct LaunchPlan {
+  LaunchContract contract = LaunchContract::kPlain;
+  LaunchGeometry geometry;
+  FusedLinearArgs plain{};    ///< kPlain
+  HopperLinearArgs hopper{};  ///< kTensorMap
+};
+/// Builds the plan. Throws UsageError if a tensor-map operand cannot be described (misaligned
+/// pointer, row stride not a multiple of 16 bytes) or a needed prepared weight is null.
+LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, const LaunchOperands& operands,
+                            TensorMapCache& maps);
 
 class LoadedKernel {
  public:
@@ -20,12 +61,22 @@ class LoadedKernel {
   /// Launches with the given geometry. Returns the launch's error code rather than
   /// throwing, so that callers can classify it (resources exceeded vs launch failure).
   cudaError_t launch(const LaunchGeometry& geometry, const FusedLinearArgs& args, cudaStream_t stream);
+  /// Launches a plan of either contract; returns the launch's error code.
+  cudaError_t launch(const LaunchPlan& plan, cudaStream_t stream);
+  /// Launches the cubin's weight preparation (kPrepareWeightSymbol, 256 threads, a grid-stride
+  /// loop) for `prep`: reads w (n, k) and writes `prepared`. Returns the launch's error code;
+  /// cudaErrorSymbolNotFound if the cubin has no preparation kernel.
+  cudaError_t prepare_weight(WeightPrep prep, const ProblemShape& shape, const void* w, void* prepared,
+                             cudaStream_t stream);
   /// Registers per thread, as the loaded function reports.
   int registers() const;
 
  private:
+  cudaError_t set_smem_limit(const void* function, std::int64_t bytes);
+
   Library library_;
   cudaKernel_t kernel_ = nullptr;
+  cudaKernel_t prepare_kernel_ = nullptr;    ///< looked up on first use
   std::int64_t smem_limit_set_ = 48 * 1024;  ///< dynamic shared memory the kernel is allowed so far
 };
 

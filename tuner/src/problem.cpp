@@ -58,6 +58,17 @@ double relative_error_bound(Policy policy) {
   return 0;
 }
 
+Policy default_policy(Dtype dtype) { return dtype == Dtype::kFloat32 ? Policy::kHighest : Policy::kHalf; }
+
+void validate_dtype_policy(const ProblemShape& shape) {
+  const bool fp32 = shape.dtype == Dtype::kFloat32;
+  const bool fp32_policy = shape.policy == Policy::kHighest || shape.policy == Policy::kHigh;
+  if (fp32 != fp32_policy)
+    throw UsageError("dtype " + std::string(to_string(shape.dtype)) + " does not go with policy " +
+                     std::string(to_string(shape.policy)) +
+                     "; fp32 takes policy highest or high, bf16 and fp16 take policy half");
+}
+
 double elementwise_tolerance(Policy policy) { return policy == Policy::kHighest ? 1e-4 : 1e-2; }
 
 std::string ProblemShape::dims() const { return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k); }

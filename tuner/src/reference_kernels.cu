@@ -1,5 +1,8 @@
 // Helper kernels of the verifier and baseline (see reference_kernels.h). Compiled by nvcc
 // into the library; the tuned kernels themselves go through NVRTC.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cmath>
 #include <vector>
 
@@ -17,14 +20,36 @@ int blocks_for(std::size_t count) {
   return static_cast<int>(blocks < 65535 * 16 ? (blocks == 0 ? 1 : blocks) : 65535 * 16);
 }
 
-__global__ void epilogue_f32_kernel(float* z, const float* bias, float scale, long long m, long long n) {
+/// Conversions between the element types and float (exact widening, round-to-nearest-even).
+__device__ __forceinline__ float to_float(float value) { return value; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 value) { return __bfloat162float(value); }
+__device__ __forceinline__ float to_float(__half value) { return __half2float(value); }
+template <typename T>
+__device__ __forceinline__ T from_float(float value);
+template <>
+__device__ __forceinline__ float from_float<float>(float value) {
+  return value;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float value) {
+  return __float2bfloat16_rn(value);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float value) {
+  return __float2half_rn(value);
+}
+
+/// The epilogue as PyTorch runs it after its GEMM: z + bias and the sigmoid step in fp32,
+/// rounded to T once (PyTorch rounds after each op in bf16; one rounding is the kinder baseline).
+template <typename T>
+__global__ void epilogue_kernel(T* z, const T* bias, float scale, long long m, long long n) {
   const long long count = m * n;
   for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count;
        i += (long long)gridDim.x * blockDim.x) {
-    float value = z[i] + (bias ? bias[i % n] : 0.0f);
+    float value = to_float(z[i]) + (bias ? to_float(bias[i % n]) : 0.0f);
     // Written like torch.sigmoid: saturates to exactly 0 or 1, NaN propagates.
     const float sigmoid = 1.0f / (1.0f + expf(-value));
-    z[i] = value + scale * sigmoid;
+    z[i] = from_float<T>(value + scale * sigmoid);
   }
 }
 
@@ -37,10 +62,11 @@ __global__ void epilogue_f64_kernel(double* z, const float* bias, double scale, 
   }
 }
 
-__global__ void widen_kernel(const float* src, double* dst, std::size_t count) {
+template <typename T>
+__global__ void widen_kernel(const T* src, double* dst, std::size_t count) {
   for (std::size_t i = blockIdx.x * (std::size_t)blockDim.x + threadIdx.x; i < count;
        i += (std::size_t)gridDim.x * blockDim.x)
-    dst[i] = src[i];
+    dst[i] = to_float(src[i]);
 }
 
 /// Per-block partial sums of the comparison; the host adds the blocks up.
@@ -52,14 +78,15 @@ struct ComparePartial {
   unsigned long long non_finite;
 };
 
-__global__ void compare_kernel(const float* out, const double* ref, std::size_t count, double atol, double rtol,
+template <typename T>
+__global__ void compare_kernel(const T* out, const double* ref, std::size_t count, double atol, double rtol,
                                ComparePartial* partials) {
   __shared__ ComparePartial shared[kThreads];
   ComparePartial mine{0, 0, 0, 0, 0};
   for (std::size_t i = blockIdx.x * (std::size_t)blockDim.x + threadIdx.x; i < count;
        i += (std::size_t)gridDim.x * blockDim.x) {
     const double expected = ref[i];
-    const double actual = out[i];
+    const double actual = to_float(out[i]);
     if (isnan(expected)) {
       if (!isnan(actual)) ++mine.violations;
       continue;
@@ -97,9 +124,28 @@ __global__ void compare_kernel(const float* out, const double* ref, std::size_t 
 
 }  // namespace
 
-void launch_epilogue_f32(float* z, const float* bias, float scale, long long m, long long n, cudaStream_t stream) {
-  epilogue_f32_kernel<<<blocks_for(m * n), kThreads, 0, stream>>>(z, bias, scale, m, n);
+void launch_epilogue(void* z, const void* bias, ElementKind kind, float scale, long long m, long long n,
+                     cudaStream_t stream) {
+  const int blocks = blocks_for(m * n);
+  switch (kind) {
+    case kElementF32:
+      epilogue_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<float*>(z), static_cast<const float*>(bias), scale,
+                                                       m, n);
+      break;
+    case kElementBF16:
+      epilogue_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(z),
+                                                       static_cast<const __nv_bfloat16*>(bias), scale, m, n);
+      break;
+    case kElementF16:
+      epilogue_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<__half*>(z), static_cast<const __half*>(bias), scale,
+                                                       m, n);
+      break;
+  }
   FUSETUNE_CUDA_CHECK(cudaGetLastError());
+}
+
+void launch_epilogue_f32(float* z, const float* bias, float scale, long long m, long long n, cudaStream_t stream) {
+  launch_epilogue(z, bias, kElementF32, scale, m, n, stream);
 }
 
 void launch_epilogue_f64(double* z, const float* bias, double scale, long long m, long long n, cudaStream_t stream) {
@@ -107,17 +153,43 @@ void launch_epilogue_f64(double* z, const float* bias, double scale, long long m
   FUSETUNE_CUDA_CHECK(cudaGetLastError());
 }
 
-void launch_widen(const float* src, double* dst, std::size_t count, cudaStream_t stream) {
-  widen_kernel<<<blocks_for(count), kThreads, 0, stream>>>(src, dst, count);
+void launch_widen(const void* src, ElementKind kind, double* dst, std::size_t count, cudaStream_t stream) {
+  switch (kind) {
+    case kElementF32:
+      widen_kernel<<<blocks_for(count), kThreads, 0, stream>>>(static_cast<const float*>(src), dst, count);
+      break;
+    case kElementBF16:
+      widen_kernel<<<blocks_for(count), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(src), dst, count);
+      break;
+    case kElementF16:
+      widen_kernel<<<blocks_for(count), kThreads, 0, stream>>>(static_cast<const __half*>(src), dst, count);
+      break;
+  }
   FUSETUNE_CUDA_CHECK(cudaGetLastError());
 }
 
-ComparisonTotals compare_to_reference(const float* out, const double* ref, std::size_t count, double atol, double rtol,
-                                      cudaStream_t stream) {
+void launch_widen(const float* src, double* dst, std::size_t count, cudaStream_t stream) {
+  launch_widen(src, kElementF32, dst, count, stream);
+}
+
+ComparisonTotals compare_to_reference(const void* out, ElementKind kind, const double* ref, std::size_t count,
+                                      double atol, double rtol, cudaStream_t stream) {
   const int blocks = blocks_for(count) < 1024 ? blocks_for(count) : 1024;
   ComparePartial* partials = nullptr;
   FUSETUNE_CUDA_CHECK(cudaMallocAsync(&partials, sizeof(ComparePartial) * blocks, stream));
-  compare_kernel<<<blocks, kThreads, 0, stream>>>(out, ref, count, atol, rtol, partials);
+  switch (kind) {
+    case kElementF32:
+      compare_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(out), ref, count, atol, rtol, partials);
+      break;
+    case kElementBF16:
+      compare_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(out), ref, count, atol, rtol,
+                                                      partials);
+      break;
+    case kElementF16:
+      compare_kernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __half*>(out), ref, count, atol, rtol,
+                                                      partials);
+      break;
+  }
   FUSETUNE_CUDA_CHECK(cudaGetLastError());
   std::vector<ComparePartial> host(blocks);
   FUSETUNE_CUDA_CHECK(
@@ -135,6 +207,11 @@ ComparisonTotals compare_to_reference(const float* out, const double* ref, std::
   }
   stats.relative_l2 = sum_sq_ref > 0 ? std::sqrt(sum_sq_diff / sum_sq_ref) : std::sqrt(sum_sq_diff);
   return stats;
+}
+
+ComparisonTotals compare_to_reference(const float* out, const double* ref, std::size_t count, double atol, double rtol,
+                                      cudaStream_t stream) {
+  return compare_to_reference(out, kElementF32, ref, count, atol, rtol, stream);
 }
 
 }  // namespace fusetune

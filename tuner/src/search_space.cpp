@@ -29,6 +29,8 @@ constexpr std::int64_t kMaxProductSize = std::int64_t(1) << 24;
 
 /// Identifiers that expressions give a meaning of their own.
 constexpr const char* kShapeNames[] = {"m", "n", "k"};
+/// The device property grid expressions may use: the number of SMs.
+constexpr const char* kDeviceName = "sm_count";
 constexpr const char* kFunctionNames[] = {"min", "max", "ceil_div"};
 
 /// The derived quantities a file declares: name and whether it is required. threads and
@@ -206,8 +208,8 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
   const FileReader reader(origin);
   const json document = reader.parse(json_text);
   reader.check_fields(document, "the top level",
-                      {"family", "description", "template", "entry", "dtypes", "policies", "knobs", "template_args",
-                       "derived", "constraints", "shape_constraints"});
+                      {"family", "description", "template", "entry", "launch", "weight_prep", "dtypes", "policies",
+                       "knobs", "template_args", "derived", "constraints", "shape_constraints"});
   const std::string top = "the top level";
 
   SearchSpace space;
@@ -308,16 +310,59 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
     space.knobs_.push_back(std::move(knob));
   }
 
-  // template_args: a permutation of the knobs.
-  space.template_args_ = reader.string_list(document, "template_args", top);
-  const std::string permutation_todo = "list every knob exactly once, in the order of the template's parameters";
+  // template_args: every knob exactly once, in the template's parameter order, plus
+  // constants written verbatim (integers, or named constants fusetune::kName).
+  const std::string permutation_todo =
+      "list every knob exactly once, in the order of the template's parameters (constants: integers or "
+      "fusetune::kName)";
+  const json& args = reader.require(document, "template_args", top);
+  if (!args.is_array() || args.empty())
+    reader.fail("'template_args' is " + FileReader::type_name(args) + (args.is_array() ? " that is empty" : "") +
+                    ", not a list of template arguments",
+                permutation_todo);
   std::set<std::string> seen_args;
-  for (const std::string& arg : space.template_args_) {
-    if (!knob_names.count(arg)) reader.fail("template_args names '" + arg + "', which is not a knob", permutation_todo);
-    if (!seen_args.insert(arg).second) reader.fail("template_args lists '" + arg + "' twice", permutation_todo);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const json& arg = args[i];
+    const std::string where = "template_args[" + std::to_string(i) + "]";
+    if (arg.is_number_integer()) {
+      space.template_args_.push_back({"", arg.dump()});
+      continue;
+    }
+    if (!arg.is_string())
+      reader.fail(where + " is " + FileReader::type_name(arg) + ", not a knob name or a constant", permutation_todo);
+    const std::string text = arg.get<std::string>();
+    if (text.rfind("fusetune::k", 0) == 0 && is_identifier(text.substr(std::string("fusetune::").size()))) {
+      space.template_args_.push_back({"", text});
+      continue;
+    }
+    if (!knob_names.count(text))
+      reader.fail("template_args names '" + text + "', which is not a knob", permutation_todo);
+    if (!seen_args.insert(text).second) reader.fail("template_args lists '" + text + "' twice", permutation_todo);
+    space.template_args_.push_back({text, ""});
   }
   for (const KnobSpec& knob : space.knobs_)
     if (!seen_args.count(knob.name)) reader.fail("template_args lacks knob '" + knob.name + "'", permutation_todo);
+
+  // The launch contract and the weight preparation (both optional).
+  const std::string launch = reader.string_field(document, "launch", top, false);
+  if (launch == "tensor_map") {
+    space.launch_ = LaunchContract::kTensorMap;
+    for (const char* needed : {"tile_m", "tile_n"})
+      if (!knob_names.count(needed))
+        reader.fail(std::string("launch 'tensor_map' needs a knob '") + needed + "'",
+                    "declare it: it sets the rows of the TMA boxes of x (tile_m) and w (tile_n)");
+  } else if (!launch.empty() && launch != "plain") {
+    reader.fail("unknown launch '" + launch + "'",
+                "use \"plain\" (FusedLinearArgs) or \"tensor_map\" (HopperLinearArgs)");
+  }
+  const std::string prep = reader.string_field(document, "weight_prep", top, false);
+  if (prep == "tf32_split") {
+    space.weight_prep_ = WeightPrep::kTf32Split;
+    if (space.dtypes_ != std::vector<Dtype>{Dtype::kFloat32})
+      reader.fail("weight_prep 'tf32_split' splits fp32 weights", "make dtypes [\"fp32\"]");
+  } else if (!prep.empty() && prep != "none") {
+    reader.fail("unknown weight_prep '" + prep + "'", "use \"none\" or \"tf32_split\"");
+  }
 
   // Expressions: constraints and block sizes see knobs; the grid and shape constraints
   // also see m, n, k.
@@ -326,6 +371,10 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
   const std::string shape_description = "the knob names and m, n, k";
   std::set<std::string> with_shape_names = knob_names;
   with_shape_names.insert(std::begin(kShapeNames), std::end(kShapeNames));
+  // The grid may also depend on the device (persistent kernels launch one block per SM).
+  const std::string grid_description = "the knob names, m, n, k and sm_count";
+  std::set<std::string> grid_names = with_shape_names;
+  grid_names.insert(kDeviceName);
 
   const json& derived = reader.require(document, "derived", top);
   if (!derived.is_object())
@@ -339,9 +388,9 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
     if (!derived.contains(field.name)) continue;
     const std::string where = std::string("derived.") + field.name;
     space.derived_[field.name] = text;
-    space.derived_expressions_.emplace(
-        field.name, field.uses_shape ? reader.expression(text, where, with_shape_names, shape_description)
-                                     : reader.expression(text, where, knob_names, knob_description));
+    space.derived_expressions_.emplace(field.name, field.uses_shape
+                                                       ? reader.expression(text, where, grid_names, grid_description)
+                                                       : reader.expression(text, where, knob_names, knob_description));
   }
 
   const auto read_constraints = [&](const char* key, std::vector<ConstraintSpec>& specs,
@@ -526,10 +575,12 @@ std::optional<std::string> SearchSpace::check_shape(const KernelConfig& config, 
   return std::nullopt;
 }
 
-LaunchGeometry SearchSpace::launch_geometry(const KernelConfig& config, const ProblemShape& shape) const {
+LaunchGeometry SearchSpace::launch_geometry(const KernelConfig& config, const ProblemShape& shape,
+                                            const DeviceLimits& limits) const {
   if (config.family != family_) throw UsageError("config '" + config.name + "' is not of family '" + family_ + "'");
   check_knobs(config.knobs);
-  const KnobValues values = with_shape(config.knobs, shape);
+  KnobValues values = with_shape(config.knobs, shape);
+  values[kDeviceName] = limits.sm_count;
   const auto value_of = [&](const std::string& name, std::int64_t fallback) {
     const auto found = derived_expressions_.find(name);
     return found == derived_expressions_.end() ? fallback : evaluate(found->second, values, "derived." + name);

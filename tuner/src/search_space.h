@@ -22,6 +22,25 @@ struct LaunchGeometry {
   std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
 };
 
+/// How a family's generated kernel takes its arguments (the search space's "launch").
+enum class LaunchContract {
+  kPlain,      ///< "plain": FusedLinearArgs, raw pointers (the SIMT families)
+  kTensorMap,  ///< "tensor_map": HopperLinearArgs, TMA tensor maps of x and w (the wgmma families)
+};
+
+/// One-time preparation of the weight that a family needs (the search space's "weight_prep").
+enum class WeightPrep {
+  kNone,       ///< "none": the kernel reads w as it is
+  kTf32Split,  ///< "tf32_split": 2*n*k floats, TF32 big parts then remainders (3xTF32)
+};
+
+/// One template argument of the family's entry: a knob's value, or a constant written
+/// verbatim (an integer, or a named constant of the templates such as fusetune::kOperandBf16).
+struct TemplateArg {
+  std::string knob;      ///< the knob whose value is passed; empty for a constant
+  std::string constant;  ///< the constant's spelling when `knob` is empty
+};
+
 /// The device properties a config is checked against before compilation.
 struct DeviceLimits {
   int cc_major = 9;
@@ -58,7 +77,9 @@ class SearchSpace {
   const std::string& origin() const { return origin_; }                ///< the file (or name) it was read from
   const std::string& template_file() const { return template_file_; }  ///< e.g. "ffma_gemm.cuh"
   const std::string& entry() const { return entry_; }                  ///< device function template to instantiate
-  const std::vector<std::string>& template_args() const { return template_args_; }
+  const std::vector<TemplateArg>& template_args() const { return template_args_; }
+  LaunchContract launch() const { return launch_; }
+  WeightPrep weight_prep() const { return weight_prep_; }
   const std::vector<KnobSpec>& knobs() const { return knobs_; }
   const std::string& content_hash() const { return content_hash_; }  ///< hash of the file bytes
   const std::vector<ConstraintSpec>& constraints() const { return constraints_; }
@@ -86,8 +107,10 @@ class SearchSpace {
   /// nullopt if the config can implement the shape (shape constraints hold), else the
   /// `why` of the first violated shape constraint.
   std::optional<std::string> check_shape(const KernelConfig& config, const ProblemShape& shape) const;
-  /// Threads, shared memory and grid of the config for a shape (evaluates "derived").
-  LaunchGeometry launch_geometry(const KernelConfig& config, const ProblemShape& shape) const;
+  /// Threads, shared memory and grid of the config for a shape on a device (evaluates
+  /// "derived"; the grid may use the device's sm_count, e.g. for persistent kernels).
+  LaunchGeometry launch_geometry(const KernelConfig& config, const ProblemShape& shape,
+                                 const DeviceLimits& limits) const;
 
  private:
   /// Throws UsageError unless `config` has exactly this family's knobs, each a declared value.
@@ -100,7 +123,9 @@ class SearchSpace {
 
   std::string origin_, description_;
   std::string family_, template_file_, entry_, content_hash_;
-  std::vector<std::string> template_args_;
+  std::vector<TemplateArg> template_args_;
+  LaunchContract launch_ = LaunchContract::kPlain;
+  WeightPrep weight_prep_ = WeightPrep::kNone;
   std::vector<KnobSpec> knobs_;
   std::map<std::string, std::string> derived_;  ///< threads, smem_bytes, grid_x/y/z -> expression
   std::vector<ConstraintSpec> constraints_;

@@ -12,6 +12,8 @@ namespace fusetune {
 
 /// The symbol every generated source exports; the launcher looks it up by this name.
 inline constexpr const char* kKernelSymbol = "fusetune_kernel";
+/// The weight preparation kernel that templates with a weight_prep define (3xTF32).
+inline constexpr const char* kPrepareWeightSymbol = "fusetune_prepare_weight";
 
 /// The .cuh headers that NVRTC may include: the ones embedded in the binary at build time
 /// (kernel_templates/), optionally overlaid by the files of a directory (test templates).

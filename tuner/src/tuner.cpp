@@ -49,14 +49,6 @@ ErrorStats error_from_json(const json& j) {
           j.at("allclose_violations").get<long long>(), j.at("non_finite").get<long long>()};
 }
 
-json geometry_to_json(const LaunchGeometry& geometry) {
-  return {{"threads", geometry.threads},
-          {"smem_bytes", geometry.smem_bytes},
-          {"grid_x", geometry.grid_x},
-          {"grid_y", geometry.grid_y},
-          {"grid_z", geometry.grid_z}};
-}
-
 DeviceFingerprint fingerprint_from_json(const json& j) {
   DeviceFingerprint f;
   f.name = j.at("name").get<std::string>();
@@ -95,6 +87,7 @@ void apply_answer(TrialResult& trial, const std::optional<json>& answer, const W
   if (answer->contains("registers")) trial.registers = answer->at("registers").get<int>();
   if (answer->contains("error")) trial.error = error_from_json(answer->at("error"));
   if (answer->contains("timing")) trial.timing = timing_from_json(answer->at("timing"));
+  trial.prep_ms = answer->value("prep_ms", 0.0);
 }
 
 }  // namespace
@@ -113,15 +106,38 @@ SearchSpace load_search_space(const std::string& name_or_path) {
   return SearchSpace::load(name_or_path);
 }
 
+std::vector<SearchSpace> search_spaces_for(const std::string& name_or_path, const ProblemShape& shape) {
+  std::vector<SearchSpace> spaces;
+  const std::string problem =
+      std::string(to_string(shape.dtype)) + " with policy " + std::string(to_string(shape.policy));
+  if (!name_or_path.empty()) {
+    spaces.push_back(load_search_space(name_or_path));
+    if (!spaces.back().supports(shape.dtype, shape.policy))
+      throw UsageError("search space '" + spaces.back().family() + "' does not implement " + problem);
+    return spaces;
+  }
+  for (const std::string& family : families_in_binary()) {
+    SearchSpace space = load_search_space(family);
+    if (space.supports(shape.dtype, shape.policy)) spaces.push_back(std::move(space));
+  }
+  if (spaces.empty()) throw UsageError("no search space of this build implements " + problem);
+  return spaces;
+}
+
 TuneReport tune(const TuneOptions& options) {
-  const SearchSpace space = load_search_space(options.search_space);
+  validate_dtype_policy(options.shape);
+  const std::vector<SearchSpace> spaces = search_spaces_for(options.search_space, options.shape);
   const ProblemShape& shape = options.shape;
-  if (!space.supports(shape.dtype, shape.policy))
-    throw UsageError("search space '" + space.family() + "' does not implement dtype " +
-                     std::string(to_string(shape.dtype)) + " with policy " + std::string(to_string(shape.policy)));
   TemplateLibrary templates = TemplateLibrary::embedded();
   if (!options.template_dir.empty()) templates.add_directory(options.template_dir);
-  const std::string template_hash = templates.include_closure_hash(space.template_file());
+  std::map<std::string, const SearchSpace*> space_of;   // by family
+  std::map<std::string, std::string> template_hash_of;  // by family
+  std::string spaces_hash;
+  for (const SearchSpace& space : spaces) {
+    space_of[space.family()] = &space;
+    template_hash_of[space.family()] = templates.include_closure_hash(space.template_file());
+    spaces_hash += (spaces_hash.empty() ? "" : ",") + space.content_hash();
+  }
 
   // An existing database is checked before any GPU work, so a corrupt or foreign file
   // fails fast; a new one is only created once a GPU is known to be there.
@@ -141,6 +157,7 @@ TuneReport tune(const TuneOptions& options) {
   if (!device_answer->value("ok", false)) throw CudaError(device_answer->value("error", std::string("worker error")));
   TuneReport report;
   report.shape = shape;
+  for (const SearchSpace& space : spaces) report.families.push_back(space.family());
   report.device = fingerprint_from_json(device_answer->at("fingerprint"));
   DeviceLimits limits;
   limits.cc_major = report.device.cc_major;
@@ -153,25 +170,31 @@ TuneReport tune(const TuneOptions& options) {
   if (!db) db.emplace(TuningDb::open(options.db_path, true));
   const std::int64_t device_id = db->upsert_device(report.device);
 
-  // Plan: every config of the space (invalid ones recorded with their reason), minus what
-  // the database already holds for this template, in strategy order, cut to the budget.
-  std::vector<KernelConfig> configs = space.enumerate();
-  std::set<std::string> measured;
-  if (!options.retune)
-    for (auto& name : db->measured_config_names(device_id, shape, space.family(), template_hash)) measured.insert(name);
-  std::vector<KernelConfig> plan;
-  for (auto& config : configs) {
-    if (measured.count(config.name)) {
-      ++report.skipped;
-      continue;
+  // Plan: every config of every space (invalid ones recorded with their reason), minus what
+  // the database already holds for its template, in strategy order, cut to the budget.
+  struct Planned {
+    const SearchSpace* space;
+    KernelConfig config;
+  };
+  std::vector<Planned> plan;
+  for (const SearchSpace& space : spaces) {
+    std::set<std::string> measured;
+    if (!options.retune)
+      for (auto& name : db->measured_config_names(device_id, shape, space.family(), template_hash_of[space.family()]))
+        measured.insert(name);
+    for (auto& config : space.enumerate()) {
+      if (measured.count(config.name)) {
+        ++report.skipped;
+        continue;
+      }
+      plan.push_back({&space, std::move(config)});
     }
-    plan.push_back(std::move(config));
   }
   // 63 bits, so that the seed stored in SQLite (signed 64-bit) is the one used.
   const std::uint64_t seed =
       (options.seed ? options.seed : std::uint64_t(std::chrono::system_clock::now().time_since_epoch().count())) &
       0x7fffffffffffffffULL;
-  const std::int64_t run_id = db->begin_run(device_id, {FUSETUNE_VERSION, options.argv, space.content_hash(), seed});
+  const std::int64_t run_id = db->begin_run(device_id, {FUSETUNE_VERSION, options.argv, spaces_hash, seed});
   if (options.strategy == "random") {
     std::mt19937_64 random(seed);
     std::shuffle(plan.begin(), plan.end(), random);
@@ -186,14 +209,14 @@ TuneReport tune(const TuneOptions& options) {
   // Why a config cannot run here, if it cannot: the shape breaks one of its constraints
   // (invalid), or the device lacks the threads or shared memory (resources exceeded).
   std::vector<std::optional<std::pair<TrialStatus, std::string>>> rejections;
-  for (const auto& config : plan) {
-    if (auto why = space.check_shape(config, shape))
+  for (const auto& [space, config] : plan) {
+    if (auto why = space->check_shape(config, shape))
       rejections.emplace_back(std::pair{TrialStatus::kInvalid, *why});
-    else if (auto lacking = space.check_device(config, limits))
+    else if (auto lacking = space->check_device(config, limits))
       rejections.emplace_back(std::pair{TrialStatus::kResourcesExceeded, *lacking});
     else
       rejections.emplace_back(std::nullopt);
-    if (!rejections.back()) sources.push_back(generate_source(space, config));
+    if (!rejections.back()) sources.push_back(generate_source(*space, config));
   }
 
   const json prepare = {{"op", "prepare"},
@@ -227,10 +250,11 @@ TuneReport tune(const TuneOptions& options) {
                    plan.size());
       break;
     }
+    const SearchSpace& space = *plan[i].space;
     TrialResult trial;
     trial.shape = shape;
-    trial.config = plan[i];
-    trial.template_hash = template_hash;
+    trial.config = plan[i].config;
+    trial.template_hash = template_hash_of[space.family()];
     if (rejections[i]) {
       std::tie(trial.status, trial.message) = *rejections[i];
     } else {
@@ -242,9 +266,9 @@ TuneReport tune(const TuneOptions& options) {
         trial.message = compiled.log.substr(0, 2000);
       } else {
         ensure_prepared();
-        const LaunchGeometry geometry = space.launch_geometry(plan[i], shape);
+        const LaunchSpec spec = make_launch_spec(space, trial.config, shape, limits);
         const auto answer = worker.request(
-            {{"op", "trial"}, {"cubin_path", compiled.cubin_path}, {"geometry", geometry_to_json(geometry)}},
+            {{"op", "trial"}, {"cubin_path", compiled.cubin_path}, {"launch", launch_spec_to_json(spec)}},
             options.trial_timeout_s);
         apply_answer(trial, answer, worker);
         if (trial.status == TrialStatus::kDeviceFault && answer) worker.stop();  // it exits after a fault
@@ -263,23 +287,27 @@ TuneReport tune(const TuneOptions& options) {
   }
   progress.finish();
 
-  // Finals: the fastest correct configs (this run's or earlier runs' with this template)
-  // re-measured interleaved with the baseline, then stored with their final timings.
+  // Finals: the fastest correct configs of the tuned families (this run's or earlier runs'
+  // with the current template) re-measured interleaved with the baselines, then stored with
+  // their final timings.
   ensure_prepared();
   std::vector<StoredTrial> finalists;
   for (auto& stored : db->trials(report.device.key(), shape)) {
     if (static_cast<int>(finalists.size()) >= options.finalists) break;
     const auto& r = stored.result;
-    if (r.status == TrialStatus::kOk && r.template_hash == template_hash && r.config.family == space.family() &&
-        r.error && r.error->relative_l2 <= relative_error_bound(shape.policy))
+    const auto hash = template_hash_of.find(r.config.family);
+    if (r.status == TrialStatus::kOk && hash != template_hash_of.end() && r.template_hash == hash->second && r.error &&
+        r.error->relative_l2 <= relative_error_bound(shape.policy))
       finalists.push_back(stored);
   }
   json kernels = json::array();
   for (const auto& finalist : finalists) {
+    const SearchSpace& space = *space_of.at(finalist.result.config.family);
     const CompileOutput compiled = compiler.compile(generate_source(space, finalist.result.config));
     if (!compiled.ok) throw CudaError("finalist " + finalist.result.config.name + " no longer compiles");
-    kernels.push_back({{"cubin_path", compiled.cubin_path},
-                       {"geometry", geometry_to_json(space.launch_geometry(finalist.result.config, shape))}});
+    kernels.push_back(
+        {{"cubin_path", compiled.cubin_path},
+         {"launch", launch_spec_to_json(make_launch_spec(space, finalist.result.config, shape, limits))}});
   }
   const auto finals = worker.request({{"op", "finals"}, {"kernels", kernels}, {"rounds", options.final_rounds}},
                                      std::max(kPrepareTimeoutS, options.trial_timeout_s * (1 + kernels.size())));
@@ -291,14 +319,16 @@ TuneReport tune(const TuneOptions& options) {
     updated.timing = timing_from_json(finals->at("timings").at(f));
     db->record_trial(run_id, device_id, updated);
   }
-  // The baseline timed interleaved with the finalists: the fair comparison.
-  const auto& baseline_answer = finals->at("baseline");
-  BaselineResult baseline;
-  baseline.name = baseline_answer.at("name").get<std::string>();
-  baseline.timing = timing_from_json(baseline_answer.at("timing"));
-  baseline.error = error_from_json(baseline_answer.at("error"));
-  db->record_baseline(run_id, device_id, shape, baseline);
-  report.baseline = baseline;
+  // The baselines timed interleaved with the finalists: the fair comparison.
+  for (const auto& answer : finals->at("baselines")) {
+    BaselineResult baseline;
+    baseline.name = answer.at("name").get<std::string>();
+    baseline.timing = timing_from_json(answer.at("timing"));
+    baseline.error = error_from_json(answer.at("error"));
+    db->record_baseline(run_id, device_id, shape, baseline);
+    report.baselines.push_back(baseline);
+  }
+  if (!report.baselines.empty()) report.baseline = report.baselines.front();
   worker.stop();
 
   report.best = db->update_best(device_id, shape);

@@ -19,8 +19,10 @@ namespace fusetune {
 /// Everything `fusetune tune` can be asked; defaults are the documented ones.
 struct TuneOptions {
   ProblemShape shape = headline_shape();
-  std::string search_space = "ffma";  ///< an embedded family name or a .json path
-  std::string db_path;                ///< the SQLite file (created if absent)
+  /// An embedded family name or a .json path; "" = every embedded family that implements the
+  /// shape's (dtype, policy), tuned together (for highest: FFMA and 3xTF32 compete).
+  std::string search_space;
+  std::string db_path;  ///< the SQLite file (created if absent)
   int device = 0;
   int max_trials = 0;                   ///< budget: configs to measure, 0 = the whole space
   double max_minutes = 0;               ///< budget: stop starting trials after this, 0 = none
@@ -43,8 +45,10 @@ struct TuneOptions {
 struct TuneReport {
   DeviceFingerprint device;
   ProblemShape shape;
-  std::optional<BaselineResult> baseline;
-  std::vector<StoredTrial> ranking;  ///< every trial of the problem on this device, fastest ok first
+  std::vector<std::string> families;       ///< the search spaces tuned
+  std::optional<BaselineResult> baseline;  ///< the target baseline (the first of `baselines`)
+  std::vector<BaselineResult> baselines;   ///< every baseline of the policy, timed in the finals
+  std::vector<StoredTrial> ranking;        ///< every trial of the problem on this device, fastest ok first
   std::optional<StoredTrial> best;
   int measured = 0;                          ///< trials evaluated in this run
   int skipped = 0;                           ///< already in the database with the same template
@@ -55,6 +59,10 @@ struct TuneReport {
 SearchSpace load_search_space(const std::string& name_or_path);
 /// The families compiled into this binary.
 std::vector<std::string> embedded_families();
+/// The search spaces `name_or_path` names for `shape`: that one (UsageError if it does not
+/// implement the shape's dtype and policy), or with "" every embedded family that does
+/// (UsageError if none).
+std::vector<SearchSpace> search_spaces_for(const std::string& name_or_path, const ProblemShape& shape);
 
 /// Runs the tuning. Throws UsageError/DataError/CudaError on environment problems;
 /// failures of single configs are recorded as trial statuses.

@@ -55,6 +55,36 @@ LaunchGeometry geometry_from_json(const json& j) {
   return geometry;
 }
 
+}  // namespace
+
+json launch_spec_to_json(const LaunchSpec& spec) {
+  const LaunchGeometry& geometry = spec.geometry;
+  return {{"contract", spec.contract == LaunchContract::kTensorMap ? "tensor_map" : "plain"},
+          {"weight_prep", spec.weight_prep == WeightPrep::kTf32Split ? "tf32_split" : "none"},
+          {"tile_m", spec.tile_m},
+          {"tile_n", spec.tile_n},
+          {"geometry",
+           {{"threads", geometry.threads},
+            {"smem_bytes", geometry.smem_bytes},
+            {"grid_x", geometry.grid_x},
+            {"grid_y", geometry.grid_y},
+            {"grid_z", geometry.grid_z}}}};
+}
+
+LaunchSpec launch_spec_from_json(const json& j) {
+  LaunchSpec spec;
+  spec.contract =
+      j.at("contract").get<std::string>() == "tensor_map" ? LaunchContract::kTensorMap : LaunchContract::kPlain;
+  spec.weight_prep =
+      j.at("weight_prep").get<std::string>() == "tf32_split" ? WeightPrep::kTf32Split : WeightPrep::kNone;
+  spec.tile_m = j.at("tile_m").get<int>();
+  spec.tile_n = j.at("tile_n").get<int>();
+  spec.geometry = geometry_from_json(j.at("geometry"));
+  return spec;
+}
+
+namespace {
+
 std::string read_binary(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError("cannot read cubin " + path);
@@ -128,6 +158,7 @@ class WorkerSession {
     shape_.policy = parse_policy(request.at("policy").get<std::string>()).value();
     verifier_.reset();
     kernels_.clear();
+    prep_ms_.reset();
     if (!stream_.get()) {
       stream_ = make_stream();
       cublas_ = make_cublas();
@@ -170,21 +201,55 @@ class WorkerSession {
     return failure("launch_failed", std::string(when) + ": " + describe(status));
   }
 
+  /// Prepares the weight once per problem with `kernel`'s preparation kernel (the same step
+  /// for every config of a family), timed on its own like a kernel; its median is reported
+  /// with every trial that reads the prepared weight, never inside a kernel's timing.
+  std::optional<json> ensure_weight_prepared(LoadedKernel& kernel, WeightPrep prep) {
+    if (prep == WeightPrep::kNone || prep_ms_) return std::nullopt;
+    void* prepared = verifier_->prepared_weight(prepared_weight_bytes(prep, shape_));
+    auto launch = [&](cudaStream_t stream) {
+      return kernel.prepare_weight(prep, shape_, verifier_->weight(), prepared, stream);
+    };
+    cudaError_t status = launch(stream_.get());
+    if (status != cudaSuccess) return cuda_failure(status, "weight preparation launch");
+    status = cudaStreamSynchronize(stream_.get());
+    if (status != cudaSuccess) return cuda_failure(status, "weight preparation");
+    try {
+      BenchmarkOptions options;
+      options.max_seconds = 1.0;
+      prep_ms_ = benchmarker_->time(launch, options).median_ms;
+    } catch (const CudaError& error) {
+      const cudaError_t last = cudaGetLastError();
+      if (is_sticky(last) || is_sticky(cudaStreamSynchronize(stream_.get()))) faulted_ = true;
+      return failure(faulted_ ? "device_fault" : "launch_failed",
+                     std::string("timing the weight preparation: ") + error.what());
+    }
+    return std::nullopt;
+  }
+
   json trial(const json& request) {
     if (!verifier_) return {{"ok", false}, {"error", "trial before prepare"}};
-    const LaunchGeometry geometry = geometry_from_json(request.at("geometry"));
+    const LaunchSpec spec = launch_spec_from_json(request.at("launch"));
     LoadedKernel* kernel = nullptr;
     try {
       kernel = &kernel_for(request.at("cubin_path").get<std::string>());
     } catch (const CudaError& error) {
       return failure("launch_failed", std::string("loading the cubin: ") + error.what());
     }
-    const FusedLinearArgs args = verifier_->args();
+    if (auto failed = ensure_weight_prepared(*kernel, spec.weight_prep)) return *failed;
+    LaunchPlan plan;
+    try {
+      plan = make_launch_plan(spec, shape_, verifier_->operands(), maps_);
+    } catch (const UsageError& error) {
+      return failure("invalid", error.what());
+    } catch (const CudaError& error) {
+      return failure("launch_failed", std::string("encoding the tensor maps: ") + error.what());
+    }
 
     // Verification: poisoned output, one launch, full comparison.
     const auto verify_start = std::chrono::steady_clock::now();
     verifier_->poison_output();
-    cudaError_t status = kernel->launch(geometry, args, stream_.get());
+    cudaError_t status = kernel->launch(plan, stream_.get());
     if (status != cudaSuccess) return cuda_failure(status, "launch");
     status = cudaStreamSynchronize(stream_.get());
     if (status != cudaSuccess) return cuda_failure(status, "first run");
@@ -193,6 +258,7 @@ class WorkerSession {
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - verify_start).count();
     json answer = {
         {"ok", true}, {"verify_ms", verify_ms}, {"error", to_json(verdict.error)}, {"registers", kernel->registers()}};
+    if (spec.weight_prep != WeightPrep::kNone) answer["prep_ms"] = *prep_ms_;
     if (!verdict.passed) {
       answer["status"] = "wrong_result";
       answer["message"] = verdict.message;
@@ -201,7 +267,7 @@ class WorkerSession {
 
     const auto bench_start = std::chrono::steady_clock::now();
     try {
-      auto launch = [&](cudaStream_t stream) { return kernel->launch(geometry, args, stream); };
+      auto launch = [&](cudaStream_t stream) { return kernel->launch(plan, stream); };
       answer["timing"] = to_json(benchmarker_->time(launch, bench_options(request)));
     } catch (const CudaError& error) {
       const cudaError_t last = cudaGetLastError();
@@ -214,38 +280,43 @@ class WorkerSession {
     return answer;
   }
 
-  /// Re-measures finalists and the baseline interleaved, round after round, so that clock
-  /// or thermal drift hits all of them alike before a winner is declared.
+  /// Re-measures finalists and every baseline of the policy interleaved, round after round, so
+  /// that clock or thermal drift hits all of them alike before a winner is declared.
   json finals(const json& request) {
+    if (!verifier_) return {{"ok", false}, {"error", "finals before prepare"}};
     const int rounds = request.value("rounds", 30);
-    std::vector<std::pair<LoadedKernel*, LaunchGeometry>> entries;
-    for (const auto& entry : request.at("kernels"))
-      entries.emplace_back(&kernel_for(entry.at("cubin_path").get<std::string>()),
-                           geometry_from_json(entry.at("geometry")));
-    const FusedLinearArgs args = verifier_->args();
-    std::vector<std::vector<double>> samples(entries.size());
-    std::vector<double> baseline_samples;
-    auto baseline_launch = [&](cudaStream_t stream) { return verifier_->launch_baseline(stream); };
-    for (auto& [kernel, geometry] : entries)  // warm-up
-      FUSETUNE_CUDA_CHECK(kernel->launch(geometry, args, stream_.get()));
+    std::vector<std::pair<LoadedKernel*, LaunchPlan>> entries;
+    for (const auto& entry : request.at("kernels")) {
+      LoadedKernel& kernel = kernel_for(entry.at("cubin_path").get<std::string>());
+      const LaunchSpec spec = launch_spec_from_json(entry.at("launch"));
+      if (auto failed = ensure_weight_prepared(kernel, spec.weight_prep))
+        return {{"ok", false}, {"error", "weight preparation failed: " + failed->value("message", std::string())}};
+      entries.emplace_back(&kernel, make_launch_plan(spec, shape_, verifier_->operands(), maps_));
+    }
+    const std::size_t baselines = verifier_->baselines().size();
+    std::vector<std::vector<double>> samples(entries.size()), baseline_samples(baselines);
+    for (auto& [kernel, plan] : entries)  // warm-up
+      FUSETUNE_CUDA_CHECK(kernel->launch(plan, stream_.get()));
     for (int round = 0; round < rounds; ++round) {
-      baseline_samples.push_back(benchmarker_->sample(baseline_launch));
+      for (std::size_t b = 0; b < baselines; ++b)
+        baseline_samples[b].push_back(
+            benchmarker_->sample([&](cudaStream_t stream) { return verifier_->launch_baseline(b, stream); }));
       for (size_t e = 0; e < entries.size(); ++e) {
-        auto& [kernel, geometry] = entries[e];
-        samples[e].push_back(benchmarker_->sample([&, kernel = kernel, geometry = geometry](cudaStream_t stream) {
-          return kernel->launch(geometry, args, stream);
-        }));
+        auto& [kernel, plan] = entries[e];
+        samples[e].push_back(
+            benchmarker_->sample([&, kernel = kernel](cudaStream_t stream) { return kernel->launch(plan, stream); }));
       }
     }
     json timings = json::array();
     for (auto& s : samples) timings.push_back(to_json(Benchmarker::summarize(s)));
-    // The baseline's output of its last sample is still in its buffer: its error.
-    return {{"ok", true},
-            {"timings", timings},
-            {"baseline",
-             {{"name", kBaselineName},
-              {"timing", to_json(Benchmarker::summarize(baseline_samples))},
-              {"error", to_json(verifier_->baseline_error())}}}};
+    // The +epilogue baseline's output of its last sample is still in its buffer: its error.
+    const json error = to_json(verifier_->baseline_error());
+    json baseline_answers = json::array();
+    for (std::size_t b = 0; b < baselines; ++b)
+      baseline_answers.push_back({{"name", verifier_->baselines()[b]},
+                                  {"timing", to_json(Benchmarker::summarize(baseline_samples[b]))},
+                                  {"error", error}});
+    return {{"ok", true}, {"timings", timings}, {"baselines", baseline_answers}};
   }
 
   DeviceInfo device_;
@@ -255,6 +326,8 @@ class WorkerSession {
   std::unique_ptr<Benchmarker> benchmarker_;
   std::unique_ptr<Verifier> verifier_;
   std::map<std::string, LoadedKernel> kernels_;
+  TensorMapCache maps_;
+  std::optional<double> prep_ms_;  ///< median ms of the weight preparation, once prepared
   bool faulted_ = false;
 };
 

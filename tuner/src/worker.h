@@ -11,7 +11,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernel_launcher.h"
+
 namespace fusetune {
+
+/// A LaunchSpec as the tuner sends it to the worker, and back.
+nlohmann::json launch_spec_to_json(const LaunchSpec& spec);
+/// Inverse of launch_spec_to_json; throws nlohmann::json::exception on malformed input.
+LaunchSpec launch_spec_from_json(const nlohmann::json& j);
 
 /// The worker's side: serves requests from stdin until "quit" or EOF. Returns the exit
 /// code. After a sticky device fault it answers that trial and exits (code 3), because

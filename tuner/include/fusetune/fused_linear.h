@@ -3,6 +3,7 @@
 // shape), compile it once (cached), and run it on the caller's CUDA stream.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,14 +33,17 @@ struct Resolution {
   std::string detail;  ///< e.g. "nearest tuned shape 1024x8192x8192 on NVIDIA H100 80GB HBM3"
 };
 
-/// Device pointers of one call: x (m, k), w (n, k), bias (n) or null, out (m, n); fp32,
-/// row-major, contiguous.
+/// Device pointers of one call: x (m, k), w (n, k), bias (n) or null, out (m, n); all of
+/// the shape's dtype (fp32, bf16 or fp16), row-major, contiguous.
 struct FusedLinearTensors {
   const void* x = nullptr;
   const void* w = nullptr;
   const void* bias = nullptr;
   void* out = nullptr;
   float scale = 1.0f;
+  /// The weight as prepare_weight() wrote it, when prepared_weight_bytes() is not 0
+  /// (e.g. the 3xTF32 big/small split); ignored otherwise.
+  const void* prepared_weight = nullptr;
 };
 
 /// $FUSETUNE_DB if set, else "fusetune.db" in the working directory.
@@ -56,6 +60,14 @@ class FusedLinearRuntime {
 
   /// The config that would run `shape` on CUDA device `device` (-1 = the current one).
   Resolution resolve(const ProblemShape& shape, int device = -1);
+
+  /// Bytes of device memory the resolved config of `shape` needs for its prepared weight;
+  /// 0 when it uses w as it is. The caller owns that memory (e.g. a torch tensor).
+  std::size_t prepared_weight_bytes(const ProblemShape& shape);
+  /// The one-time, explicit weight preparation of the resolved config (a no-op when
+  /// prepared_weight_bytes() is 0): reads w (n, k) and writes `prepared` on `stream`. Redo it
+  /// whenever w changes. Its cost is the caller's to report, never part of run().
+  void prepare_weight(const ProblemShape& shape, const void* w, void* prepared, CudaStream stream);
 
   /// out = z + scale * sigmoid(z), z = x w^T + bias, on `stream` of the current device.
   /// Resolution and compilation happen on the first call per shape and are cached.

@@ -26,6 +26,14 @@ std::optional<Dtype> parse_dtype(std::string_view text);
 /// Parses "highest", "high", "half"; nullopt otherwise.
 std::optional<Policy> parse_policy(std::string_view text);
 
+struct ProblemShape;
+
+/// The policy that goes with a dtype when none is named: highest for fp32, half for bf16/fp16.
+Policy default_policy(Dtype dtype);
+/// Throws UsageError unless the shape's dtype and policy go together: fp32 with highest or
+/// high, bf16/fp16 with half.
+void validate_dtype_policy(const ProblemShape& shape);
+
 /// Bound on ||out - ref|| / ||ref|| against a float64 reference for a policy.
 double relative_error_bound(Policy policy);
 /// atol = rtol of the per-element allclose check: 1e-4 for highest, 1e-2 otherwise.

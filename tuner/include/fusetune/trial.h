@@ -54,6 +54,9 @@ struct TrialResult {
   std::optional<TimingStats> timing;  ///< set when status is kOk
   std::optional<ErrorStats> error;    ///< set when the kernel ran to completion
   int registers = 0;                  ///< registers per thread reported by the compiler
+  /// Median ms of the family's one-time weight preparation for this problem (the 3xTF32
+  /// big/small split), timed on its own; 0 for families that read w as it is.
+  double prep_ms = 0;
 };
 
 }  // namespace fusetune

@@ -1,0 +1,107 @@
+// Launch specs and plans without a GPU: what a config of each launch contract needs, the JSON
+// the tuner sends the worker, the plain plan's arguments, and the prepared-weight checks.
+#include <gtest/gtest.h>
+
+#include "default_configs.h"
+#include "fusetune/errors.h"
+#include "kernel_launcher.h"
+#include "tuner.h"
+#include "worker.h"
+
+namespace fusetune {
+namespace {
+
+KnobValues wgmma_knobs() {
+  return {{"tile_m", 128},   {"tile_n", 128}, {"stages", 4}, {"consumers", 2},
+          {"persistent", 1}, {"raster", 0},   {"group", 8}};
+}
+
+TEST(KernelLauncher, SpecsCarryTheContractTheBoxesAndTheGeometry) {
+  DeviceLimits limits;
+  limits.sm_count = 100;
+  const ProblemShape shape{1024, 8192, 8192, Dtype::kBFloat16, Policy::kHalf};
+  const SearchSpace bf16 = load_search_space("wgmma_bf16");
+  const LaunchSpec spec = make_launch_spec(bf16, bf16.make_config(wgmma_knobs()), shape, limits);
+  EXPECT_EQ(spec.contract, LaunchContract::kTensorMap);
+  EXPECT_EQ(spec.weight_prep, WeightPrep::kNone);
+  EXPECT_EQ(spec.tile_m, 128);
+  EXPECT_EQ(spec.tile_n, 128);
+  EXPECT_EQ(spec.geometry.threads, 384);
+  EXPECT_EQ(spec.geometry.grid_x, 100);  // persistent: min(8 * 64 tiles, sm_count)
+
+  const SearchSpace ffma = load_search_space("ffma");
+  const LaunchSpec plain = make_launch_spec(ffma, ffma.make_config(universal_knobs("ffma")), {7, 9, 11}, limits);
+  EXPECT_EQ(plain.contract, LaunchContract::kPlain);
+  EXPECT_EQ(plain.tile_m, 0);
+
+  const SearchSpace split = load_search_space("wgmma_3xtf32");
+  KnobValues knobs = wgmma_knobs();
+  knobs["promote"] = 4;
+  const LaunchSpec split_spec = make_launch_spec(split, split.make_config(knobs), {1024, 8192, 8192}, limits);
+  EXPECT_EQ(split_spec.weight_prep, WeightPrep::kTf32Split);
+  EXPECT_EQ(prepared_weight_bytes(split_spec.weight_prep, {1024, 8192, 8192}), 2u * 8192 * 8192 * 4);
+  EXPECT_EQ(prepared_weight_bytes(WeightPrep::kNone, {1024, 8192, 8192}), 0u);
+}
+
+TEST(KernelLauncher, SpecsRoundTripThroughTheWorkerProtocol) {
+  LaunchSpec spec;
+  spec.contract = LaunchContract::kTensorMap;
+  spec.weight_prep = WeightPrep::kTf32Split;
+  spec.tile_m = 256;
+  spec.tile_n = 64;
+  spec.geometry = LaunchGeometry{384, 200000, 132, 1, 1};
+  const LaunchSpec back = launch_spec_from_json(nlohmann::json::parse(launch_spec_to_json(spec).dump()));
+  EXPECT_EQ(back.contract, spec.contract);
+  EXPECT_EQ(back.weight_prep, spec.weight_prep);
+  EXPECT_EQ(back.tile_m, 256);
+  EXPECT_EQ(back.tile_n, 64);
+  EXPECT_EQ(back.geometry.threads, 384);
+  EXPECT_EQ(back.geometry.smem_bytes, 200000);
+  EXPECT_EQ(back.geometry.grid_x, 132);
+  EXPECT_THROW(launch_spec_from_json(nlohmann::json::parse("{\"contract\": \"plain\"}")), nlohmann::json::exception);
+}
+
+TEST(KernelLauncher, PlainPlansPassThePointersAndTheShape) {
+  LaunchSpec spec;
+  spec.geometry = LaunchGeometry{256, 0, 4, 1, 1};
+  LaunchOperands operands;
+  int x = 0, w = 0, bias = 0, out = 0;
+  operands.x = &x;
+  operands.w = &w;
+  operands.bias = &bias;
+  operands.out = &out;
+  operands.scale = -1.5f;
+  TensorMapCache maps;
+  const LaunchPlan plan = make_launch_plan(spec, {7, 9, 11}, operands, maps);
+  EXPECT_EQ(plan.contract, LaunchContract::kPlain);
+  EXPECT_EQ(plan.plain.x, &x);
+  EXPECT_EQ(plan.plain.w, &w);
+  EXPECT_EQ(plan.plain.bias, &bias);
+  EXPECT_EQ(plan.plain.out, &out);
+  EXPECT_EQ(plan.plain.m, 7);
+  EXPECT_EQ(plan.plain.n, 9);
+  EXPECT_EQ(plan.plain.k, 11);
+  EXPECT_EQ(plan.plain.scale, -1.5f);
+  EXPECT_EQ(plan.geometry.grid_x, 4);
+  EXPECT_EQ(maps.encodings(), 0u);
+}
+
+TEST(KernelLauncher, TensorMapPlansRefuseAMissingPreparedWeightOrAMisalignedOperand) {
+  LaunchSpec spec;
+  spec.contract = LaunchContract::kTensorMap;
+  spec.weight_prep = WeightPrep::kTf32Split;
+  spec.tile_m = 128;
+  spec.tile_n = 128;
+  LaunchOperands operands;
+  operands.x = reinterpret_cast<const void*>(0x10000);
+  operands.w = reinterpret_cast<const void*>(0x20000);
+  TensorMapCache maps;
+  EXPECT_THROW(make_launch_plan(spec, {64, 64, 64}, operands, maps), UsageError);  // no prepared weight
+  spec.weight_prep = WeightPrep::kNone;
+  operands.x = reinterpret_cast<const void*>(0x10002);
+  EXPECT_THROW(make_launch_plan(spec, {64, 64, 64}, operands, maps), UsageError);  // x misaligned for TMA
+  EXPECT_EQ(maps.encodings(), 0u);
+}
+
+}  // namespace
+}  // namespace fusetune
