@@ -1,6 +1,8 @@
 // The tuner end to end on the GPU: a variant that faults the GPU and one that hangs are
 // recorded with their status while the run goes on; a run killed with SIGKILL resumes and
-// loses no completed trial; a re-run skips what is measured unless --retune.
+// loses no completed trial; a re-run skips what is measured unless --retune; the tensor-core
+// families tune per (dtype, policy) with their baselines and the separately timed weight
+// preparation.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -106,6 +108,66 @@ TEST(TunerGpu, AKilledRunResumesWithEveryCompletedTrialKept) {
   const std::size_t total = load_search_space("ffma").enumerate().size();
   EXPECT_EQ(trial_count(db, shape), total);
   EXPECT_NE(resumed.output.find("winner:"), std::string::npos) << resumed.output;
+}
+
+TuneOptions small_options(const TempDir& dir, const ProblemShape& shape, const std::string& space, int trials) {
+  TuneOptions options;
+  options.shape = shape;
+  options.search_space = space;
+  options.db_path = dir.file("families.db");
+  options.cache_dir = dir.file("cache");
+  options.worker_executable = cli_path();
+  options.progress = false;
+  options.max_trials = trials;
+  options.strategy = "random";
+  options.seed = 7;
+  options.finalists = 2;
+  options.final_rounds = 3;
+  return options;
+}
+
+TEST(TunerGpu, Bf16FamiliesTuneTogetherAgainstTheirBaselines) {
+  FUSETUNE_SKIP_WITHOUT_GPU();
+  TempDir dir;
+  const ProblemShape shape{200, 384, 520, Dtype::kBFloat16, Policy::kHalf};
+  const TuneReport report = tune(small_options(dir, shape, "", 10));
+  EXPECT_EQ(report.families, (std::vector<std::string>{"simt_bf16", "wgmma_bf16"}));
+  EXPECT_EQ(report.measured, 10);
+  ASSERT_EQ(report.baselines.size(), 2u);
+  EXPECT_EQ(report.baselines[0].name, "cublas_bf16");
+  EXPECT_EQ(report.baselines[1].name, "cublas_bf16+epilogue");
+  EXPECT_LE(report.baselines[1].error.relative_l2, relative_error_bound(Policy::kHalf));
+  ASSERT_TRUE(report.best.has_value());
+  EXPECT_LE(report.best->result.error->relative_l2, relative_error_bound(Policy::kHalf));
+  // Every config that fits the device (enumerate() also lists those whose ring is too deep
+  // for its shared memory) runs correctly.
+  int ok = 0;
+  for (const auto& stored : report.ranking) {
+    const TrialResult& r = stored.result;
+    EXPECT_EQ(r.shape, shape);
+    EXPECT_TRUE(r.status == TrialStatus::kOk || r.status == TrialStatus::kResourcesExceeded)
+        << r.config.name << ": " << to_string(r.status) << " " << r.message;
+    if (r.status == TrialStatus::kOk) ++ok;
+  }
+  EXPECT_GE(ok, 3);
+  const TuningDb db = TuningDb::open_read_only(dir.file("families.db"));
+  EXPECT_TRUE(db.latest_baseline(report.device.key(), shape, "cublas_bf16").has_value());
+}
+
+TEST(TunerGpu, ThreeTf32TrialsReportTheirWeightPreparationApart) {
+  FUSETUNE_SKIP_WITHOUT_GPU();
+  TempDir dir;
+  const ProblemShape shape{130, 260, 1028, Dtype::kFloat32, Policy::kHighest};
+  TuneOptions options = small_options(dir, shape, "wgmma_3xtf32", 4);
+  options.strategy = "exhaustive";  // the first four: one 64 x 64 config at every promotion interval
+  const TuneReport report = tune(options);
+  ASSERT_TRUE(report.best.has_value());
+  EXPECT_EQ(report.best->result.config.family, "wgmma_3xtf32");
+  EXPECT_LE(report.best->result.error->relative_l2, relative_error_bound(Policy::kHighest));
+  ASSERT_EQ(report.baselines.size(), 1u);
+  EXPECT_EQ(report.baselines[0].name, "cublas_sgemm+epilogue");
+  for (const auto& stored : report.ranking)
+    if (stored.result.status == TrialStatus::kOk) EXPECT_GT(stored.result.prep_ms, 0.0) << stored.result.config.name;
 }
 
 }  // namespace
