@@ -74,8 +74,8 @@ TEST(TunerGpu, AKilledRunResumesWithEveryCompletedTrialKept) {
   TempDir dir;
   const ProblemShape shape{256, 256, 256};
   const std::string db = dir.file("resume.db");
-  const std::vector<std::string> args = {cli_path(),        "tune",   "--quiet", "--shape",
-                                         "256x256x256",     "--db",   db,        "--cache-dir",
+  const std::vector<std::string> args = {cli_path(),        "tune",   "--quiet", "--shape", "256x256x256",
+                                         "--space",         "ffma",   "--db",    db,        "--cache-dir",
                                          dir.file("cache"), "--seed", "5"};
   const pid_t child = fork();
   ASSERT_GE(child, 0);
