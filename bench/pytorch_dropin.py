@@ -126,6 +126,8 @@ def main():
     no_grad, inference, grad = torch.no_grad, torch.inference_mode, contextlib.nullcontext
     overhead = host_us_per_call({
         "C++ runtime run() alone": (lambda n: fusetune.ops.runtime_launch_us(xs, w, b, out, S, "highest", n), grad),
+        "C++ operator call through the dispatcher, inference_mode": (
+            lambda n: torch.ops.fusetune.operator_launch_us(xs, w, b, S, "auto", n), inference),
         "op (torch.ops...default), inference_mode": (lambda: op(xs, w, b, S, "auto"), inference),
         "ModelNew, inference_mode": (lambda: small(xs), inference),
         "ModelNew, no_grad": (lambda: small(xs), no_grad),

@@ -318,6 +318,17 @@ std::int64_t prepared_weight_bytes_of(std::int64_t m, std::int64_t n, std::int64
 std::int64_t weight_cache_size() { return std::int64_t(state().weights.size()); }
 void clear_weight_cache() { state().weights.clear(); }
 
+/// Host microseconds per call of the operator through the dispatcher from C++ (no Python),
+/// `iterations` calls queued back to back on the current stream: the C++ side of its overhead.
+double operator_launch_us(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& c, double scale,
+                          c10::string_view policy, std::int64_t iterations) {
+  TORCH_CHECK_VALUE(iterations > 0, "fusetune: operator_launch_us takes iterations > 0");
+  const auto start = std::chrono::steady_clock::now();
+  for (std::int64_t i = 0; i < iterations; ++i) fused_linear_op().call(a, b, c, scale, policy);
+  const std::chrono::duration<double, std::micro> elapsed = std::chrono::steady_clock::now() - start;
+  return elapsed.count() / double(iterations);
+}
+
 /// Host microseconds per FusedLinearRuntime::run call, `iterations` calls queued back to back
 /// on the current stream with no PyTorch in between: the floor the operator's overhead is
 /// measured against. `out` must be contiguous of shape (M, N).
@@ -363,6 +374,8 @@ TORCH_LIBRARY(fusetune, m) {
       "runtime_launch_us(Tensor A, Tensor B, Tensor? C, Tensor(a!) out, float scaling_factor, str policy, "
       "int iterations) -> float",
       &runtime_launch_us);
+  m.def("operator_launch_us(Tensor A, Tensor B, Tensor? C, float scaling_factor, str policy, int iterations) -> float",
+        &operator_launch_us);
 }
 
 TORCH_LIBRARY_IMPL(fusetune, CUDA, m) { m.impl("fused_gemm_sigmoid_scale_add", &fused_linear_cuda); }
