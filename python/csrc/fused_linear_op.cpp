@@ -67,26 +67,6 @@ std::shared_ptr<FusedLinearRuntime> runtime() {
   return s.runtime;
 }
 
-// Weight preparation (prepared_weight_bytes / prepare_weight) is declared by the runtime but
-// not yet defined in every build of it; these templates use it where it exists and treat
-// every config as needing none elsewhere. Drop them once every runtime defines it.
-template <typename Runtime>
-std::size_t prepared_weight_bytes(Runtime& runtime, const ProblemShape& shape) {
-  if constexpr (requires { runtime.prepared_weight_bytes(shape); })
-    return runtime.prepared_weight_bytes(shape);
-  else
-    return 0;
-}
-template <typename Runtime>
-void prepare_weight(Runtime& runtime, const ProblemShape& shape, const void* w, void* prepared, CudaStream stream) {
-  if constexpr (requires { runtime.prepare_weight(shape, w, prepared, stream); })
-    runtime.prepare_weight(shape, w, prepared, stream);
-}
-template <typename Tensors>
-void set_prepared_weight(Tensors& tensors, const void* prepared) {
-  if constexpr (requires { tensors.prepared_weight = prepared; }) tensors.prepared_weight = prepared;
-}
-
 /// (family, bytes) of the prepared weight that the config resolved for `shape` reads; bytes
 /// 0 when it reads W as it is. Asked of the runtime once per problem.
 std::pair<std::string, std::size_t> preparation_of(State& s, FusedLinearRuntime& rt, const ProblemShape& shape,
@@ -95,7 +75,7 @@ std::pair<std::string, std::size_t> preparation_of(State& s, FusedLinearRuntime&
   const auto key = std::make_tuple(shape.m, shape.n, shape.k, int(shape.dtype), int(shape.policy), int(device));
   auto found = s.preparation.find(key);
   if (found == s.preparation.end()) {
-    const std::size_t bytes = prepared_weight_bytes(rt, shape);
+    const std::size_t bytes = rt.prepared_weight_bytes(shape);
     found =
         s.preparation.emplace(key, std::make_pair(bytes ? rt.resolve(shape, device).config.family : "", bytes)).first;
   }
@@ -200,10 +180,10 @@ at::Tensor fused_linear_cuda(const at::Tensor& a, const at::Tensor& b, const std
       prepared = s.weights.find(key, b, stream);
       if (!prepared.defined()) {
         prepared = at::empty({std::int64_t(preparation.second)}, a.options().dtype(at::kByte));
-        prepare_weight(*rt, shape, w.data_ptr(), prepared.data_ptr(), stream.stream());
+        rt->prepare_weight(shape, w.data_ptr(), prepared.data_ptr(), stream.stream());
         s.weights.insert(key, b, prepared, stream);
       }
-      set_prepared_weight(tensors, prepared.data_ptr());
+      tensors.prepared_weight = prepared.data_ptr();
     }
     rt->run(shape, tensors, stream.stream());
   });
