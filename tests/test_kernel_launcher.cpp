@@ -11,9 +11,19 @@
 namespace fusetune {
 namespace {
 
-KnobValues wgmma_knobs() {
-  return {{"tile_m", 128},   {"tile_n", 128}, {"stages", 4}, {"consumers", 2},
-          {"persistent", 1}, {"raster", 0},   {"group", 8}};
+/// A cooperative 128 x 128 config of `space`; knobs not named here take their first value.
+KernelConfig wgmma_config(const SearchSpace& space, KnobValues set = {}) {
+  set.merge(KnobValues{{"tile_m", 128},
+                       {"tile_n", 128},
+                       {"stages", 4},
+                       {"consumers", 2},
+                       {"persistent", 1},
+                       {"raster", 0},
+                       {"group", 8}});
+  KnobValues knobs;
+  for (const KnobSpec& knob : space.knobs())
+    knobs[knob.name] = set.count(knob.name) ? set.at(knob.name) : knob.values.front();
+  return space.make_config(knobs);
 }
 
 TEST(KernelLauncher, SpecsCarryTheContractTheBoxesAndTheGeometry) {
@@ -21,7 +31,7 @@ TEST(KernelLauncher, SpecsCarryTheContractTheBoxesAndTheGeometry) {
   limits.sm_count = 100;
   const ProblemShape shape{1024, 8192, 8192, Dtype::kBFloat16, Policy::kHalf};
   const SearchSpace bf16 = load_search_space("wgmma_bf16");
-  const LaunchSpec spec = make_launch_spec(bf16, bf16.make_config(wgmma_knobs()), shape, limits);
+  const LaunchSpec spec = make_launch_spec(bf16, wgmma_config(bf16), shape, limits);
   EXPECT_EQ(spec.contract, LaunchContract::kTensorMap);
   EXPECT_EQ(spec.weight_prep, WeightPrep::kNone);
   EXPECT_EQ(spec.tile_m, 128);
@@ -35,9 +45,8 @@ TEST(KernelLauncher, SpecsCarryTheContractTheBoxesAndTheGeometry) {
   EXPECT_EQ(plain.tile_m, 0);
 
   const SearchSpace split = load_search_space("wgmma_3xtf32");
-  KnobValues knobs = wgmma_knobs();
-  knobs["promote"] = 4;
-  const LaunchSpec split_spec = make_launch_spec(split, split.make_config(knobs), {1024, 8192, 8192}, limits);
+  const LaunchSpec split_spec =
+      make_launch_spec(split, wgmma_config(split, {{"promote", 4}}), {1024, 8192, 8192}, limits);
   EXPECT_EQ(split_spec.weight_prep, WeightPrep::kTf32Split);
   EXPECT_EQ(prepared_weight_bytes(split_spec.weight_prep, {1024, 8192, 8192}), 2u * 8192 * 8192 * 4);
   EXPECT_EQ(prepared_weight_bytes(WeightPrep::kNone, {1024, 8192, 8192}), 0u);

@@ -65,7 +65,14 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
   }
   if (auto knobs = default_knobs(shape, device.cc_major, device.cc_minor)) {
     if (const SearchSpace* space = space_for(knobs->family)) {
-      KernelConfig config = space->make_config(knobs->knobs);
+      // Knobs the table does not set take their first declared value (a knob added to a space
+      // later, e.g. an off switch), and knobs the space no longer declares are dropped.
+      KnobValues values;
+      for (const KnobSpec& knob : space->knobs()) {
+        const auto set = knobs->knobs.find(knob.name);
+        values[knob.name] = set != knobs->knobs.end() ? set->second : knob.values.front();
+      }
+      KernelConfig config = space->make_config(values);
       if (usable(config))
         return {config, ResolutionSource::kDefault,
                 "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +

@@ -18,7 +18,8 @@ struct FamilyKnobs {
 };
 
 /// The compiled-in default for the problem's (dtype, policy) on compute capability
-/// cc_major.cc_minor, if there is one for that architecture.
+/// cc_major.cc_minor, if there is one for that architecture. Knobs it does not set take the
+/// first value their search space declares.
 std::optional<FamilyKnobs> default_knobs(const ProblemShape& shape, int cc_major, int cc_minor);
 /// The family that serves a (dtype, policy) whatever the shape and alignment: ffma for fp32
 /// (its accuracy meets every fp32 policy), simt_bf16 / simt_fp16 for half. Throws UsageError
