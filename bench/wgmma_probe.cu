@@ -156,7 +156,7 @@ void run_config(const Problem& p, float baseline_ms) {
                                                        kRaster, kGroup, kPromote, kPingpong>;
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   HopperLinearArgs args{};
-  const void* w = kOperand == fusetune::kOperandTf32x3 ? p.wprep : (bf16 ? p.w16 : p.w32);
+  const void* w = kOperand == fusetune::kOperandBf16 ? p.w16 : p.wprep;  // TF32 kinds read the prepared weight
   args.x_map = make_map(bf16 ? p.x16 : p.x32, p.m, p.k, elem, kTileM);
   args.w_map = make_map(w, p.n, p.k, elem, kTileN / kClusterM);
   args.w_small_map =

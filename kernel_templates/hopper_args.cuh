@@ -15,7 +15,7 @@ struct alignas(64) TensorMapParam {
 enum OperandKind : int {
   kOperandBf16 = 0,    ///< x, w, bias, out bf16; fp32 accumulate
   kOperandFp16 = 1,    ///< x, w, bias, out fp16; fp32 accumulate
-  kOperandTf32 = 2,    ///< x, w, bias, out fp32; one TF32 product (policy high)
+  kOperandTf32 = 2,    ///< x, bias, out fp32; w prepared (its rounded big half is read); one TF32 product (policy high)
   kOperandTf32x3 = 3,  ///< x, bias, out fp32; w prepared as big + small TF32 halves (policy highest)
 };
 
@@ -24,7 +24,7 @@ enum OperandKind : int {
 /// The host encodes the maps for row-major matrices, 128-byte swizzle, zero fill out of
 /// bounds, box = (128 bytes of k) x (rows of one tile):
 /// - x_map: x (m, k), box {128 / elem, tile_m}
-/// - w_map: w (n, k) (for 3xTF32: the big half of the prepared weight), box {128 / elem, tile_n}
+/// - w_map: w (n, k) (for TF32 and 3xTF32: the big half of the prepared weight), box {128 / elem, tile_n}
 /// - w_small_map: 3xTF32 only, the small half of the prepared weight; unused otherwise
 struct HopperLinearArgs {
   TensorMapParam x_map;
@@ -38,7 +38,7 @@ struct HopperLinearArgs {
   float scale;
 };
 
-/// Arguments of the weight preparation kernel `fusetune_prepare_weight` (3xTF32): writes
+/// Arguments of the weight preparation kernel `fusetune_prepare_weight` (TF32, 3xTF32): writes
 /// prepared[0, count) = the TF32-rounded big part of w, prepared[count, 2 count) = the
 /// TF32-rounded remainder w - big.
 struct WeightPrepArgs {

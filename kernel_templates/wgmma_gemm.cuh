@@ -13,9 +13,10 @@
 //   so the producer prefetches the next tile while the consumers finish the last; the order
 //   of tiles (raster, group) decides which operand tiles neighbouring blocks share in L2.
 //
-// Operand kinds (hopper_args.cuh): bf16 and fp16 (policy half), TF32 (policy high: fp32 data,
-// the tensor cores read 19 of its bits), and 3xTF32 (policy highest): w is prepared once as
-// big + small TF32 halves (fusetune_prepare_weight below); each consumer splits its x
+// Operand kinds (hopper_args.cuh): bf16 and fp16 (policy half), TF32 (policy high: fp32 data
+// rounded to TF32, x in registers and w by the weight preparation, because the tensor cores
+// would truncate), and 3xTF32 (policy highest): w is prepared once as big + small TF32 halves
+// (fusetune_prepare_weight below); each consumer splits its x
 // fragments into big + small in registers and issues three products per k-step, small*big +
 // big*small + big*big, dropping small*small (about 2^-22 relative). Tensor-core accumulation
 // is not exact fp32 over long sums, so every kPromote k-blocks the wgmma accumulator is added
@@ -291,23 +292,38 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
 
 // ---- 3xTF32: x fragments from shared memory, split into big and small ----
 
-/// Loads the TF32 A fragment of wgmma k-step `step` for this thread from a 128B-swizzled
-/// fp32 tile (rows of 128 bytes; 16-byte chunk c of row r stored at chunk c ^ (r % 8)) and
-/// splits it: a = big + small, both rounded to TF32. Fragment layout (per warp, rows 16 w..):
-/// a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4) with g = lane / 4, t = lane % 4.
-__device__ __forceinline__ void load_split_fragment(const unsigned char* slice, int step, int thread,
-                                                    unsigned (&big)[4], unsigned (&small)[4]) {
+/// Reads this thread's TF32 A fragment of wgmma k-step `step` from a 128B-swizzled fp32 tile
+/// (rows of 128 bytes; 16-byte chunk c of row r stored at chunk c ^ (r % 8)). Fragment layout
+/// (per warp, rows 16 w..): a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4) with
+/// g = lane / 4, t = lane % 4.
+__device__ __forceinline__ void load_fragment(const unsigned char* slice, int step, int thread, float (&values)[4]) {
   const int warp = thread / 32, lane = thread % 32;
   const int row = 16 * warp + lane / 4;  // row % 8 == (row + 8) % 8: one swizzle for a0..a3
   const int swizzle = row % 8;
   const int byte_in_chunk = 4 * (lane % 4);
   const int chunk_lo = (2 * step) ^ swizzle, chunk_hi = (2 * step + 1) ^ swizzle;
-  const float values[4] = {
-      *reinterpret_cast<const float*>(slice + row * 128 + chunk_lo * 16 + byte_in_chunk),
-      *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_lo * 16 + byte_in_chunk),
-      *reinterpret_cast<const float*>(slice + row * 128 + chunk_hi * 16 + byte_in_chunk),
-      *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_hi * 16 + byte_in_chunk),
-  };
+  values[0] = *reinterpret_cast<const float*>(slice + row * 128 + chunk_lo * 16 + byte_in_chunk);
+  values[1] = *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_lo * 16 + byte_in_chunk);
+  values[2] = *reinterpret_cast<const float*>(slice + row * 128 + chunk_hi * 16 + byte_in_chunk);
+  values[3] = *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_hi * 16 + byte_in_chunk);
+}
+
+/// The A fragment rounded to TF32. (wgmma reading fp32 from shared memory would truncate to
+/// TF32 instead; truncation errs the same way for every element, and over K = 8192 that bias
+/// alone comes to several 1e-4 of relative error, at the `high` bound of 5e-4.)
+__device__ __forceinline__ void load_rounded_fragment(const unsigned char* slice, int step, int thread,
+                                                      unsigned (&rounded)[4]) {
+  float values[4];
+  load_fragment(slice, step, thread, values);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) rounded[i] = round_to_tf32(values[i]);
+}
+
+/// The A fragment split as a = big + small, both rounded to TF32 (3xTF32).
+__device__ __forceinline__ void load_split_fragment(const unsigned char* slice, int step, int thread,
+                                                    unsigned (&big)[4], unsigned (&small)[4]) {
+  float values[4];
+  load_fragment(slice, step, thread, values);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     big[i] = round_to_tf32(values[i]);
@@ -455,6 +471,8 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
     };
     float acc[kSlices][kTileN / 2];
     float total[kSplit ? kSlices : 1][kSplit ? kTileN / 2 : 1];  // 3xTF32: the promoted fp32 sums
+    constexpr bool kRoundedA = kOperand == kOperandTf32;
+    unsigned tf32_fragments[2][kRoundedA ? kSlices : 1][kKSteps][4];  // TF32: rounded x, double-buffered
 #pragma unroll
     for (int j = 0; j < kSlices; ++j)
 #pragma unroll
@@ -485,11 +503,38 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           for (int i = 0; i < kTileN / 2; ++i) total[j][i] = 0.0f;
       }
       int previous_stage = -1;
-      for (int kb = 0; kb < k_blocks; ++kb) {
+      // One k-block; `buffer` (0 or 1, a literal at both calls) picks the register set of the
+      // TF32 A fragments, which alternate so that the next k-block's fragments never overwrite
+      // ones a pending wgmma still reads.
+      auto k_block = [&](int kb, int buffer) {
         mbarrier_wait(shared_address(&full[stage]), phase);
         const unsigned a_stage = shared_address(tiles_a + stage * kTileABytes) + consumer_row0 * kTileKBytes;
         const unsigned b_stage = shared_address(tiles_b + stage * kTileBBytes);
-        if constexpr (!kSplit) {
+        if constexpr (kOperand == kOperandTf32) {
+          // x rounded to TF32 in registers (w was rounded by fusetune_prepare_weight).
+          const unsigned char* a_tile = tiles_a + stage * kTileABytes + consumer_row0 * kTileKBytes;
+          unsigned(&fragments)[kSlices][kKSteps][4] = tf32_fragments[buffer];  // a constant once inlined
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j)
+#pragma unroll
+            for (int step = 0; step < kKSteps; ++step)
+              load_rounded_fragment(a_tile + j * 64 * kTileKBytes, step, thread, fragments[j][step]);
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
+          wgmma_fence();
+#pragma unroll
+          for (int step = 0; step < kKSteps; ++step) {
+#pragma unroll
+            for (int j = 0; j < kSlices; ++j)
+              wgmma_rs_tf32<kTileN>(acc[j], fragments[j][step], matrix_descriptor(b_stage + step * kMmaKBytes),
+                                    kb > 0 || step > 0);
+          }
+          wgmma_commit();
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
+          wgmma_wait<1>();  // the previous k-block, and so the other fragment buffer, is done
+          if (previous_stage >= 0) release_stage(previous_stage);
+        } else if constexpr (!kSplit) {
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
           wgmma_fence();
@@ -553,6 +598,10 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           stage = 0;
           phase ^= 1;
         }
+      };
+      for (int kb = 0; kb < k_blocks; kb += 2) {
+        k_block(kb, 0);
+        if (kb + 1 < k_blocks) k_block(kb + 1, 1);
       }
       if constexpr (kPingpong)
         if (thread == 0) mbarrier_arrive(shared_address(&order[(consumer + 1) % kConsumers]));

@@ -12,8 +12,8 @@ import subprocess
 # (suffix, PTX type, k per instruction, transpose immediates?) of A/B-from-shared-memory forms.
 SS_KINDS = [("bf16", "bf16", 16, True), ("fp16", "f16", 16, True), ("tf32", "tf32", 8, False)]
 SS_N = [64, 128, 192, 256]
-# A-from-registers form: only TF32 (3xTF32 splits x into big and small parts in registers).
-RS_N = [64, 128]
+# A-from-registers form: only TF32 (x is rounded, or split into big and small parts, in registers).
+RS_N = [64, 128, 192, 256]
 
 
 def operand_list(first, count):
