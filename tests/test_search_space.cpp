@@ -243,17 +243,18 @@ TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
     std::string name;
     Dtype dtype;
     Policy policy;
-    bool split;
+    bool split;     ///< 3xTF32: three products, a promoted accumulator
+    bool prepared;  ///< reads the weight as fusetune_prepare_weight rounded it (TF32 kinds)
   };
-  for (const Family& family : {Family{"wgmma_bf16", Dtype::kBFloat16, Policy::kHalf, false},
-                               Family{"wgmma_fp16", Dtype::kFloat16, Policy::kHalf, false},
-                               Family{"wgmma_tf32", Dtype::kFloat32, Policy::kHigh, false},
-                               Family{"wgmma_3xtf32", Dtype::kFloat32, Policy::kHighest, true}}) {
+  for (const Family& family : {Family{"wgmma_bf16", Dtype::kBFloat16, Policy::kHalf, false, false},
+                               Family{"wgmma_fp16", Dtype::kFloat16, Policy::kHalf, false, false},
+                               Family{"wgmma_tf32", Dtype::kFloat32, Policy::kHigh, false, true},
+                               Family{"wgmma_3xtf32", Dtype::kFloat32, Policy::kHighest, true, true}}) {
     SCOPED_TRACE(family.name);
     const SearchSpace space = SearchSpace::load(source_path("search_spaces/" + family.name + ".json"));
     EXPECT_EQ(space.family(), family.name);
     EXPECT_EQ(space.launch(), LaunchContract::kTensorMap);
-    EXPECT_EQ(space.weight_prep(), family.split ? WeightPrep::kTf32Split : WeightPrep::kNone);
+    EXPECT_EQ(space.weight_prep(), family.prepared ? WeightPrep::kTf32Split : WeightPrep::kNone);
     EXPECT_TRUE(space.supports(family.dtype, family.policy));
     ASSERT_GE(space.template_args().size(), 9u);
     EXPECT_EQ(space.template_args()[0].knob, "");                             // the operand kind, a constant
