@@ -9,6 +9,8 @@
 #   bench    fusetune bench: each policy's winner against its baselines, one process, markdown
 #   example  the load-time API on an untuned shape, against that database
 #   probe    bench/ffma_probe.cu built with nvcc and run (cuBLAS vs hand-picked configs)
+#   pytest   python/tests (carry python/fusetune/_C.abi3.so, built here against the same torch)
+#   dropin   bench/pytorch_dropin.py: Model vs ModelNew at the headline shape, with $DB
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-/tmp/out}"
@@ -40,6 +42,9 @@ for step in "$@"; do
              -lcublas -o /tmp/ffma_probe && /tmp/ffma_probe 2>&1 | tee "$OUT/probe.log" | tail -30 ;;
     wgmma-probe) nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I kernel_templates bench/wgmma_probe.cu \
              -lcublas -o /tmp/wgmma_probe && /tmp/wgmma_probe 2>&1 | tee "$OUT/wgmma-probe.log" | tail -30 ;;
+    pytest) FUSETUNE_DB="$DB" PYTHONPATH=python python3 -m pytest python/tests -q -rs -p no:cacheprovider 2>&1 \
+              | tee "$OUT/pytest.log" | tail -15 ;;
+    dropin) FUSETUNE_DB="$DB" PYTHONPATH=python python3 bench/pytorch_dropin.py 2>&1 | tee "$OUT/dropin.log" | tail -30 ;;
     *) echo "unknown step $step" ;;
   esac
 done

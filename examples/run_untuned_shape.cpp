@@ -57,10 +57,16 @@ int main(int argc, char** argv) {
     cudaStream_t stream;
     CHECK_CUDA(cudaStreamCreate(&stream));
 
-    // The three lines a user writes: open the runtime, (optionally) look, run.
+    // What a user writes: open the runtime, (optionally) look, prepare the weight once if the
+    // resolved config reads a prepared copy (e.g. the 3xTF32 big/small split), run.
     fusetune::FusedLinearRuntime runtime(options);
     const fusetune::Resolution resolution = runtime.resolve(shape);
-    runtime.run(shape, {dx, dw, db, dout, scale}, stream);
+    void* prepared = nullptr;
+    if (const std::size_t bytes = runtime.prepared_weight_bytes(shape)) {
+      CHECK_CUDA(cudaMalloc(&prepared, bytes));
+      runtime.prepare_weight(shape, dw, prepared, stream);  // redo whenever w changes
+    }
+    runtime.run(shape, {dx, dw, db, dout, scale, prepared}, stream);
 
     CHECK_CUDA(cudaStreamSynchronize(stream));
     CHECK_CUDA(cudaMemcpy(out.data(), dout, out.size() * 4, cudaMemcpyDeviceToHost));
@@ -75,7 +81,7 @@ int main(int argc, char** argv) {
     std::printf("shape %s ran %s (%s: %s); worst sampled relative error %.2e\n", shape.dims().c_str(),
                 resolution.config.name.c_str(), std::string(fusetune::to_string(resolution.source)).c_str(),
                 resolution.detail.c_str(), worst);
-    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dout), cudaStreamDestroy(stream);
+    cudaFree(dx), cudaFree(dw), cudaFree(db), cudaFree(dout), cudaFree(prepared), cudaStreamDestroy(stream);
     return worst <= 1e-4 ? 0 : 1;
   } catch (const std::exception& error) {
     std::fprintf(stderr, "fusetune_example: %s\n", error.what());

@@ -243,19 +243,31 @@ __device__ __forceinline__ void tile_coordinates(int t, int tiles_m, int tiles_n
 
 // ---- the epilogue ----
 
-/// fused_epilogue (fused_epilogue.cuh) with the special-function unit's exp2 and reciprocal
-/// (ex2.approx, rcp.approx: a few ulp each) instead of IEEE expf and division, which cost
-/// tens of instructions per element; the epilogue of a 128 x 256 tile runs while the tensor
-/// cores wait, so its length matters. The error, a few 1e-7 relative in sigmoid, is far inside
-/// every policy's bound. Saturation and NaN behave as in fused_epilogue: z < -88.7 gives
-/// exp2 = inf and rcp(inf) = 0 exactly; large z gives exp2 = 0 and rcp(1) = 1 exactly;
-/// z = +-inf gives +-inf; NaN gives NaN.
+/// fused_epilogue (fused_epilogue.cuh) with the special-function unit (MUFU) instead of IEEE
+/// expf and division, which cost tens of instructions per element: the epilogue of a
+/// 128 x 256 tile runs while the tensor cores wait, so its length matters, and MUFU issues only
+/// 16 results per clock per SM, so the number of MUFU operations per element sets it.
+/// - fp32 outputs (TF32, 3xTF32): ex2.approx and rcp.approx, two MUFU operations, a few ulp
+///   each: a few 1e-7 relative in sigmoid, far inside the `high` and `highest` bounds.
+/// - bf16 / fp16 outputs: sigmoid(z) = (1 + tanh(z / 2)) / 2 with tanh.approx, one MUFU
+///   operation; its relative error (at most 2^-11) is below the rounding of the 16-bit output.
+/// Saturation and NaN behave as in fused_epilogue: z < -88.7 gives exp2 = inf and rcp(inf) = 0
+/// exactly, tanh = -1 gives z + s/2 - s/2; large z gives sigmoid 1; z = +-inf gives +-inf;
+/// NaN gives NaN.
+template <int kOperand>
 __device__ __forceinline__ float fast_fused_epilogue(float acc, float bias, float scale) {
   const float z = acc + bias;
-  float exp_minus_z, sigmoid;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(exp_minus_z) : "f"(z * -1.4426950408889634f));
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(sigmoid) : "f"(1.0f + exp_minus_z));
-  return fmaf(scale, sigmoid, z);
+  if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
+    const float half_scale = 0.5f * scale;
+    float tanh_half_z;
+    asm("tanh.approx.f32 %0, %1;" : "=f"(tanh_half_z) : "f"(0.5f * z));
+    return fmaf(half_scale, tanh_half_z, z + half_scale);
+  } else {
+    float exp_minus_z, sigmoid;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(exp_minus_z) : "f"(z * -1.4426950408889634f));
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(sigmoid) : "f"(1.0f + exp_minus_z));
+    return fmaf(scale, sigmoid, z);
+  }
 }
 
 /// Applies the fused epilogue to one consumer's accumulators of a 64-row slice and stores
@@ -282,11 +294,11 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
       if (pair) bias1 = load_element<kOperand>(args.bias, col + 1);
     }
     if (row_ok)
-      store_elements<kOperand>(args.out, offset + col, fast_fused_epilogue(acc[i], bias0, args.scale),
-                               fast_fused_epilogue(acc[i + 1], bias1, args.scale), pair, aligned_pair);
+      store_elements<kOperand>(args.out, offset + col, fast_fused_epilogue<kOperand>(acc[i], bias0, args.scale),
+                               fast_fused_epilogue<kOperand>(acc[i + 1], bias1, args.scale), pair, aligned_pair);
     if (row8_ok)
-      store_elements<kOperand>(args.out, offset8 + col, fast_fused_epilogue(acc[i + 2], bias0, args.scale),
-                               fast_fused_epilogue(acc[i + 3], bias1, args.scale), pair, aligned_pair);
+      store_elements<kOperand>(args.out, offset8 + col, fast_fused_epilogue<kOperand>(acc[i + 2], bias0, args.scale),
+                               fast_fused_epilogue<kOperand>(acc[i + 3], bias1, args.scale), pair, aligned_pair);
   }
 }
 
@@ -510,52 +522,50 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         mbarrier_wait(shared_address(&full[stage]), phase);
         const unsigned a_stage = shared_address(tiles_a + stage * kTileABytes) + consumer_row0 * kTileKBytes;
         const unsigned b_stage = shared_address(tiles_b + stage * kTileBBytes);
-        if constexpr (kOperand == kOperandTf32) {
-          // x rounded to TF32 in registers (w was rounded by fusetune_prepare_weight).
-          const unsigned char* a_tile = tiles_a + stage * kTileABytes + consumer_row0 * kTileKBytes;
-          unsigned(&fragments)[kSlices][kKSteps][4] = tf32_fragments[buffer];  // a constant once inlined
-#pragma unroll
-          for (int j = 0; j < kSlices; ++j)
-#pragma unroll
-            for (int step = 0; step < kKSteps; ++step)
-              load_rounded_fragment(a_tile + j * 64 * kTileKBytes, step, thread, fragments[j][step]);
-#pragma unroll
-          for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
-          wgmma_fence();
-#pragma unroll
-          for (int step = 0; step < kKSteps; ++step) {
+        const unsigned char* a_tile = tiles_a + stage * kTileABytes + consumer_row0 * kTileKBytes;  // a_stage, generic
+        if constexpr (!kSplit) {
+          // TF32: x rounded in registers (w was rounded by fusetune_prepare_weight) and read by
+          // the register-A form of wgmma; bf16 / fp16: both operands from shared memory.
+          unsigned(&fragments)[kRoundedA ? kSlices : 1][kKSteps][4] =
+              tf32_fragments[buffer];  // a constant once inlined
+          if constexpr (kRoundedA) {
 #pragma unroll
             for (int j = 0; j < kSlices; ++j)
-              wgmma_rs_tf32<kTileN>(acc[j], fragments[j][step], matrix_descriptor(b_stage + step * kMmaKBytes),
-                                    kb > 0 || step > 0);
+#pragma unroll
+              for (int step = 0; step < kKSteps; ++step)
+                load_rounded_fragment(a_tile + j * 64 * kTileKBytes, step, thread, fragments[j][step]);
           }
-          wgmma_commit();
-#pragma unroll
-          for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
-          wgmma_wait<1>();  // the previous k-block, and so the other fragment buffer, is done
-          if (previous_stage >= 0) release_stage(previous_stage);
-        } else if constexpr (!kSplit) {
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
           wgmma_fence();
 #pragma unroll
           for (int step = 0; step < kKSteps; ++step) {
 #pragma unroll
-            for (int j = 0; j < kSlices; ++j)
-              wgmma_ss<kOperand, kTileN>(acc[j], matrix_descriptor(a_stage + j * 64 * kTileKBytes + step * kMmaKBytes),
-                                         matrix_descriptor(b_stage + step * kMmaKBytes), kb > 0 || step > 0);
+            for (int j = 0; j < kSlices; ++j) {
+              const unsigned long long b_descriptor = matrix_descriptor(b_stage + step * kMmaKBytes);
+              if constexpr (kRoundedA)
+                wgmma_rs_tf32<kTileN>(acc[j], fragments[j][step], b_descriptor, kb > 0 || step > 0);
+              else
+                wgmma_ss<kOperand, kTileN>(acc[j],
+                                           matrix_descriptor(a_stage + j * 64 * kTileKBytes + step * kMmaKBytes),
+                                           b_descriptor, kb > 0 || step > 0);
+            }
           }
           wgmma_commit();
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
           // The group of the previous k-block is done once at most this one is pending: its
-          // stage can be refilled while this one computes.
+          // stage can be refilled while this one computes (and for TF32, its fragment buffer
+          // reloaded). ptxas cannot tell the two TF32 buffers apart and serializes those wgmma
+          // (warning C7513); measured on the H100 that still beat the alternatives: waiting
+          // for each k-block's own products (1.25x cuBLAS TF32 against 1.21x), or rounding x
+          // in shared memory by the producer's idle warps for the shared-memory form (1.44x:
+          // the extra shared-memory traffic), see bench/RESULTS.md.
           wgmma_wait<1>();
           if (previous_stage >= 0) release_stage(previous_stage);
         } else {
           const unsigned b_small_stage = shared_address(tiles_b_small + stage * kTileBBytes);
           const bool restart = kb % kPromote == 0;  // the first k-block after a promotion overwrites acc
-          const unsigned char* a_tile = tiles_a + stage * kTileABytes + consumer_row0 * kTileKBytes;
           // All fragments of the k-block first: wgmma reads its A registers asynchronously, so
           // none may be written between the fence and the wait.
           unsigned big[kSlices][kKSteps][4], small[kSlices][kKSteps][4];

@@ -141,7 +141,7 @@ TEST_F(ConfigResolverTest, EachDtypeAndPolicyResolvesToAFamilyOfItsDtype) {
   for (const Case& c : {Case{Dtype::kBFloat16, Policy::kHalf, "wgmma_bf16", "simt_bf16"},
                         Case{Dtype::kFloat16, Policy::kHalf, "wgmma_fp16", "simt_fp16"},
                         Case{Dtype::kFloat32, Policy::kHigh, "wgmma_tf32", "ffma"},
-                        Case{Dtype::kFloat32, Policy::kHighest, "ffma", "ffma"}}) {
+                        Case{Dtype::kFloat32, Policy::kHighest, "wgmma_3xtf32", "ffma"}}) {
     const ProblemShape aligned{1024, 8192, 8192, c.dtype, c.policy};
     const Resolution hopper = resolver.resolve(aligned, h100(), limits_);
     EXPECT_EQ(hopper.source, ResolutionSource::kDefault) << c.on_hopper;
