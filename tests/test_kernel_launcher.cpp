@@ -1,6 +1,9 @@
 // Launch specs and plans without a GPU: what a config of each launch contract needs, the JSON
-// the tuner sends the worker, the plain plan's arguments, and the prepared-weight checks.
+// the tuner sends the worker, the plain plan's arguments, the prepared-weight checks, and the
+// runtime's per-problem plan cache.
 #include <gtest/gtest.h>
+
+#include <cmath>
 
 #include "default_configs.h"
 #include "fusetune/errors.h"
@@ -24,6 +27,37 @@ KernelConfig wgmma_config(const SearchSpace& space, KnobValues set = {}) {
   for (const KnobSpec& knob : space.knobs())
     knobs[knob.name] = set.count(knob.name) ? set.at(knob.name) : knob.values.front();
   return space.make_config(knobs);
+}
+
+/// Host ints standing in for device tensors: plain plans only copy their addresses.
+struct StandInTensors {
+  int x = 0, w = 0, bias = 0, out = 0;
+  LaunchOperands operands(float scale) {
+    LaunchOperands operands;
+    operands.x = &x;
+    operands.w = &w;
+    operands.bias = &bias;
+    operands.out = &out;
+    operands.scale = scale;
+    return operands;
+  }
+};
+
+/// A 3xTF32 tensor-map spec (128 x 128 boxes) and operands with x and w at 16-byte aligned
+/// addresses but no prepared weight: refused before any map is encoded, so no GPU is needed.
+LaunchSpec split_tensor_map_spec() {
+  LaunchSpec spec;
+  spec.contract = LaunchContract::kTensorMap;
+  spec.weight_prep = WeightPrep::kTf32Split;
+  spec.tile_m = 128;
+  spec.tile_n = 128;
+  return spec;
+}
+LaunchOperands unprepared_operands() {
+  LaunchOperands operands;
+  operands.x = reinterpret_cast<const void*>(0x10000);
+  operands.w = reinterpret_cast<const void*>(0x20000);
+  return operands;
 }
 
 TEST(KernelLauncher, SpecsCarryTheContractTheBoxesAndTheGeometry) {
@@ -73,20 +107,14 @@ TEST(KernelLauncher, SpecsRoundTripThroughTheWorkerProtocol) {
 TEST(KernelLauncher, PlainPlansPassThePointersAndTheShape) {
   LaunchSpec spec;
   spec.geometry = LaunchGeometry{256, 0, 4, 1, 1};
-  LaunchOperands operands;
-  int x = 0, w = 0, bias = 0, out = 0;
-  operands.x = &x;
-  operands.w = &w;
-  operands.bias = &bias;
-  operands.out = &out;
-  operands.scale = -1.5f;
+  StandInTensors tensors;
   TensorMapCache maps;
-  const LaunchPlan plan = make_launch_plan(spec, {7, 9, 11}, operands, maps);
+  const LaunchPlan plan = make_launch_plan(spec, {7, 9, 11}, tensors.operands(-1.5f), maps);
   EXPECT_EQ(plan.contract, LaunchContract::kPlain);
-  EXPECT_EQ(plan.plain.x, &x);
-  EXPECT_EQ(plan.plain.w, &w);
-  EXPECT_EQ(plan.plain.bias, &bias);
-  EXPECT_EQ(plan.plain.out, &out);
+  EXPECT_EQ(plan.plain.x, &tensors.x);
+  EXPECT_EQ(plan.plain.w, &tensors.w);
+  EXPECT_EQ(plan.plain.bias, &tensors.bias);
+  EXPECT_EQ(plan.plain.out, &tensors.out);
   EXPECT_EQ(plan.plain.m, 7);
   EXPECT_EQ(plan.plain.n, 9);
   EXPECT_EQ(plan.plain.k, 11);
@@ -96,19 +124,49 @@ TEST(KernelLauncher, PlainPlansPassThePointersAndTheShape) {
 }
 
 TEST(KernelLauncher, TensorMapPlansRefuseAMissingPreparedWeightOrAMisalignedOperand) {
-  LaunchSpec spec;
-  spec.contract = LaunchContract::kTensorMap;
-  spec.weight_prep = WeightPrep::kTf32Split;
-  spec.tile_m = 128;
-  spec.tile_n = 128;
-  LaunchOperands operands;
-  operands.x = reinterpret_cast<const void*>(0x10000);
-  operands.w = reinterpret_cast<const void*>(0x20000);
+  LaunchSpec spec = split_tensor_map_spec();
+  LaunchOperands operands = unprepared_operands();
   TensorMapCache maps;
   EXPECT_THROW(make_launch_plan(spec, {64, 64, 64}, operands, maps), UsageError);  // no prepared weight
   spec.weight_prep = WeightPrep::kNone;
   operands.x = reinterpret_cast<const void*>(0x10002);
   EXPECT_THROW(make_launch_plan(spec, {64, 64, 64}, operands, maps), UsageError);  // x misaligned for TMA
+  EXPECT_EQ(maps.encodings(), 0u);
+}
+
+TEST(KernelLauncher, PlanCachesRebuildOnlyWhenAPointerOrTheScaleChanges) {
+  LaunchSpec spec;
+  spec.geometry = LaunchGeometry{256, 0, 4, 1, 1};
+  LaunchPlanCache cache(spec, {7, 9, 11});
+  StandInTensors tensors;
+  int other_out = 0;
+  LaunchOperands operands = tensors.operands(2.0f);
+  TensorMapCache maps;
+  EXPECT_EQ(cache.plan(operands, maps).plain.out, &tensors.out);
+  EXPECT_EQ(cache.plan(operands, maps).plain.m, 7);
+  EXPECT_EQ(cache.builds(), 1u);  // the same tensors again: the plan of the first call
+
+  operands.out = &other_out;  // e.g. a fresh output tensor
+  EXPECT_EQ(cache.plan(operands, maps).plain.out, &other_out);
+  operands.scale = -0.0f;
+  EXPECT_EQ(cache.plan(operands, maps).plain.scale, 0.0f);
+  operands.scale = 0.0f;  // equal to -0.0 as floats, but not the same output
+  EXPECT_FALSE(std::signbit(cache.plan(operands, maps).plain.scale));
+  operands.bias = nullptr;
+  EXPECT_EQ(cache.plan(operands, maps).plain.bias, nullptr);
+  EXPECT_EQ(cache.builds(), 5u);
+  EXPECT_EQ(cache.plan(operands, maps).plain.bias, nullptr);
+  EXPECT_EQ(cache.builds(), 5u);
+}
+
+TEST(KernelLauncher, PlanCachesKeepNothingOfAPlanThatFailedToBuild) {
+  LaunchPlanCache cache(split_tensor_map_spec(), {64, 64, 64});
+  const LaunchOperands operands = unprepared_operands();
+  TensorMapCache maps;
+  // No prepared weight: refused on every call, never answered from the cache.
+  EXPECT_THROW(cache.plan(operands, maps), UsageError);
+  EXPECT_THROW(cache.plan(operands, maps), UsageError);
+  EXPECT_EQ(cache.builds(), 0u);
   EXPECT_EQ(maps.encodings(), 0u);
 }
 

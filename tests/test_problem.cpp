@@ -1,5 +1,8 @@
-// Problem shapes: parsing of MxNxK and the policy table.
+// Problem shapes: parsing of MxNxK, the policy table, and the order that keys per-problem caches.
 #include <gtest/gtest.h>
+
+#include <map>
+#include <string>
 
 #include "fusetune/errors.h"
 #include "fusetune/problem.h"
@@ -16,6 +19,23 @@ TEST(ParseDims, AcceptsWellFormedShapes) {
   EXPECT_EQ(shape.k, 4096);
   EXPECT_EQ(shape.dims(), "1024x8192x4096");
   EXPECT_EQ(parse("1x1x1").flops(), 2.0);
+}
+
+TEST(ProblemShape, OrdersByDtypeAndPolicyTooSoCachesKeepEachProblemApart) {
+  // The runtime keys its per-problem cache (resolution, loaded kernel, launch plan) by shape.
+  const ProblemShape fp32_highest{64, 64, 64, Dtype::kFloat32, Policy::kHighest};
+  const ProblemShape fp32_high{64, 64, 64, Dtype::kFloat32, Policy::kHigh};
+  const ProblemShape bf16{64, 64, 64, Dtype::kBFloat16, Policy::kHalf};
+  const ProblemShape fp16{64, 64, 64, Dtype::kFloat16, Policy::kHalf};
+  std::map<ProblemShape, std::string> cache{{fp32_highest, "ffma"}, {fp32_high, "wgmma_tf32"}};
+  cache.emplace(bf16, "wgmma_bf16");
+  cache.emplace(fp16, "wgmma_fp16");
+  EXPECT_FALSE(cache.emplace(ProblemShape{64, 64, 64}, "again").second);  // fp32 highest is the default
+  ASSERT_EQ(cache.size(), 4u);
+  EXPECT_EQ(cache.at(fp32_high), "wgmma_tf32");
+  EXPECT_EQ(cache.at(fp16), "wgmma_fp16");
+  EXPECT_EQ(cache.count(ProblemShape{64, 64, 32}), 0u);
+  EXPECT_LT((ProblemShape{64, 64, 32}), fp32_highest);
 }
 
 TEST(ParseDims, RejectsMalformedShapesWithTheReason) {

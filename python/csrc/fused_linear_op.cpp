@@ -16,7 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <tuple>
+#include <utility>
 
 #include "fusetune/errors.h"
 #include "fusetune/fused_linear.h"
@@ -30,13 +30,18 @@ constexpr const char* kOpName = "fusetune::fused_gemm_sigmoid_scale_add";
 // ---------------------------------------------------------------------------------------
 // The process-wide runtime (one tuning database, one kernel cache) and what hangs off it.
 
+/// The prepared weight that the config resolved for a problem reads.
+struct Preparation {
+  std::string family;     ///< the config's family: the format of the prepared bytes
+  std::size_t bytes = 0;  ///< 0: the config reads W as it is
+};
+
 struct State {
   std::mutex mutex;
   RuntimeOptions options;
   std::shared_ptr<FusedLinearRuntime> runtime;  ///< made on first use; replaced by set_database
-  /// Per (m, n, k, dtype, policy, device): the resolved family and its prepared-weight bytes.
-  std::map<std::tuple<std::int64_t, std::int64_t, std::int64_t, int, int, int>, std::pair<std::string, std::size_t>>
-      preparation;
+  /// Per problem (shape, dtype, policy) and device, asked of `runtime` once.
+  std::map<std::pair<ProblemShape, c10::DeviceIndex>, Preparation> preparation;
   PreparedWeightCache weights;
 };
 
@@ -60,26 +65,32 @@ auto translating_errors(Body&& body) -> decltype(body()) {
   }
 }
 
-std::shared_ptr<FusedLinearRuntime> runtime() {
-  State& s = state();
-  std::lock_guard lock(s.mutex);
+/// The runtime, made on first use; the caller holds s.mutex.
+const std::shared_ptr<FusedLinearRuntime>& locked_runtime(State& s) {
   if (!s.runtime) s.runtime = translating_errors([&] { return std::make_shared<FusedLinearRuntime>(s.options); });
   return s.runtime;
 }
 
-/// (family, bytes) of the prepared weight that the config resolved for `shape` reads; bytes
-/// 0 when it reads W as it is. Asked of the runtime once per problem.
-std::pair<std::string, std::size_t> preparation_of(State& s, FusedLinearRuntime& rt, const ProblemShape& shape,
-                                                   c10::DeviceIndex device) {
+std::shared_ptr<FusedLinearRuntime> runtime() {
+  State& s = state();
   std::lock_guard lock(s.mutex);
-  const auto key = std::make_tuple(shape.m, shape.n, shape.k, int(shape.dtype), int(shape.policy), int(device));
-  auto found = s.preparation.find(key);
+  return locked_runtime(s);
+}
+
+/// The runtime and the preparation of `shape` on `device` (the current device), under one
+/// lock, so that both come from the same database even while set_database replaces it.
+std::pair<std::shared_ptr<FusedLinearRuntime>, Preparation> runtime_and_preparation(State& s, const ProblemShape& shape,
+                                                                                    c10::DeviceIndex device) {
+  std::lock_guard lock(s.mutex);
+  const std::shared_ptr<FusedLinearRuntime>& rt = locked_runtime(s);
+  auto found = s.preparation.find({shape, device});
   if (found == s.preparation.end()) {
-    const std::size_t bytes = rt.prepared_weight_bytes(shape);
-    found =
-        s.preparation.emplace(key, std::make_pair(bytes ? rt.resolve(shape, device).config.family : "", bytes)).first;
+    Preparation preparation;
+    preparation.bytes = rt->prepared_weight_bytes(shape);
+    if (preparation.bytes) preparation.family = rt->resolve(shape, device).config.family;
+    found = s.preparation.emplace(std::pair{shape, device}, std::move(preparation)).first;
   }
-  return found->second;
+  return {rt, found->second};
 }
 
 // ---------------------------------------------------------------------------------------
@@ -151,8 +162,8 @@ at::Tensor fused_linear_cuda(const at::Tensor& a, const at::Tensor& b, const std
   check_inputs(a, b, c);
   const c10::cuda::CUDAGuard guard(a.device());
   const std::int64_t n = b.size(0), k = b.size(1);
-  std::vector<std::int64_t> out_sizes(a.sizes().begin(), a.sizes().end() - 1);
-  const std::int64_t m = c10::multiply_integers(out_sizes);  // rows of all batch dimensions
+  at::DimVector out_sizes(a.sizes().begin(), a.sizes().end() - 1);  // inline storage: no allocation
+  const std::int64_t m = c10::multiply_integers(out_sizes);         // rows of all batch dimensions
   out_sizes.push_back(n);
   const Dtype dtype = dtype_of(a.scalar_type());
   const Policy policy = policy_of(policy_name, dtype);
@@ -165,21 +176,20 @@ at::Tensor fused_linear_cuda(const at::Tensor& a, const at::Tensor& b, const std
   at::Tensor out = at::empty(out_sizes, a.options());
   const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream(a.device().index());
   const ProblemShape shape{m, n, k, dtype, policy};
-  std::shared_ptr<FusedLinearRuntime> rt = runtime();
 
   FusedLinearTensors tensors{x.data_ptr(), w.data_ptr(), bias.defined() ? bias.data_ptr() : nullptr, out.data_ptr(),
                              static_cast<float>(scale)};
   translating_errors([&] {
     State& s = state();
-    const std::pair<std::string, std::size_t> preparation = preparation_of(s, *rt, shape, a.device().index());
+    const auto [rt, preparation] = runtime_and_preparation(s, shape, a.device().index());
     at::Tensor prepared;  // kept alive until the launch is queued
-    if (preparation.second > 0) {
+    if (preparation.bytes > 0) {
       // Keyed by B, the caller's tensor: a non-contiguous B is prepared from its copy once.
       const PreparedWeightKey key{
-          b.data_ptr(), n, k, b.scalar_type(), int(policy), preparation.first, preparation.second, a.device().index()};
+          b.data_ptr(), n, k, b.scalar_type(), int(policy), preparation.family, preparation.bytes, a.device().index()};
       prepared = s.weights.find(key, b, stream);
       if (!prepared.defined()) {
-        prepared = at::empty({std::int64_t(preparation.second)}, a.options().dtype(at::kByte));
+        prepared = at::empty({std::int64_t(preparation.bytes)}, a.options().dtype(at::kByte));
         rt->prepare_weight(shape, w.data_ptr(), prepared.data_ptr(), stream.stream());
         s.weights.insert(key, b, prepared, stream);
       }
@@ -289,10 +299,9 @@ std::int64_t prepared_weight_bytes_of(std::int64_t m, std::int64_t n, std::int64
                                       c10::string_view policy_name, std::int64_t device) {
   const Dtype dtype = dtype_of(dtype_type);
   const ProblemShape shape{m, n, k, dtype, policy_of(policy_name, dtype)};
-  std::shared_ptr<FusedLinearRuntime> rt = runtime();
   const c10::cuda::CUDAGuard guard{c10::DeviceIndex(device)};
   return translating_errors(
-      [&] { return std::int64_t(preparation_of(state(), *rt, shape, c10::DeviceIndex(device)).second); });
+      [&] { return std::int64_t(runtime_and_preparation(state(), shape, c10::DeviceIndex(device)).second.bytes); });
 }
 
 std::int64_t weight_cache_size() { return std::int64_t(state().weights.size()); }

@@ -46,10 +46,6 @@ namespace {
 /// 256 bytes, but views into tensors may not.
 bool misaligned(const void* pointer) { return pointer && reinterpret_cast<std::uintptr_t>(pointer) % 16 != 0; }
 
-std::string shape_key(const ProblemShape& shape) {
-  return shape.dims() + "/" + std::string(to_string(shape.dtype)) + "/" + std::string(to_string(shape.policy));
-}
-
 void check_shape(const ProblemShape& shape) {
   if (shape.m < 1 || shape.n < 1 || shape.k < 1 || shape.m > kMaxDimension || shape.n > kMaxDimension ||
       shape.k > kMaxDimension)
@@ -65,11 +61,27 @@ struct FusedLinearRuntime::Impl {
   std::unique_ptr<ConfigResolver> resolver;
   std::mutex mutex;
 
+  /// A config compiled, loaded and bound to one problem: after the first call, run() only
+  /// looks this up, compares the operands with the last call's and launches.
+  struct PreparedLaunch {
+    LoadedKernel* kernel = nullptr;  ///< in DeviceState::kernels, whose nodes never move
+    LaunchPlanCache plans;           ///< the spec, and the plan of the last operands
+  };
+
+  /// What a device keeps per problem. The resolution is made without compiling (resolve()
+  /// and prepared_weight_bytes() need no more); each launch is prepared on its first run.
+  struct ProblemState {
+    Resolution resolution;
+    const SearchSpace* space = nullptr;      ///< the resolved config's family
+    std::optional<PreparedLaunch> tuned;     ///< the resolved config
+    std::optional<PreparedLaunch> fallback;  ///< the universal config, for misaligned tensors
+  };
+
   /// What one device needs: its identity, a compiler for its arch, loaded kernels, maps.
   struct DeviceState {
     DeviceInfo info;
     std::unique_ptr<Compiler> compiler;
-    std::map<std::string, Resolution> resolutions;  ///< by shape key
+    std::map<ProblemShape, ProblemState> problems;  ///< by shape, dtype and policy
     std::map<std::string, LoadedKernel> kernels;    ///< by config name
     TensorMapCache maps;                            ///< encoded once per (pointer, shape, box)
   };
@@ -89,19 +101,19 @@ struct FusedLinearRuntime::Impl {
     return devices.emplace(device, std::move(state)).first->second;
   }
 
-  Resolution resolve(const ProblemShape& shape, DeviceState& state) {
-    const std::string key = shape_key(shape);
-    auto cached = state.resolutions.find(key);
-    if (cached != state.resolutions.end()) return cached->second;
-    Resolution resolution = resolver->resolve(shape, state.info.fingerprint, state.info.limits);
-    state.resolutions.emplace(key, resolution);
-    return resolution;
-  }
-
   const SearchSpace& space_of(const KernelConfig& config) {
     const SearchSpace* space = resolver->space_for(config.family);
     if (!space) throw DataError("this build has no search space for family '" + config.family + "'");
     return *space;
+  }
+
+  ProblemState& problem_state(const ProblemShape& shape, DeviceState& state) {
+    auto found = state.problems.find(shape);
+    if (found != state.problems.end()) return found->second;
+    ProblemState problem;
+    problem.resolution = resolver->resolve(shape, state.info.fingerprint, state.info.limits);
+    problem.space = &space_of(problem.resolution.config);
+    return state.problems.emplace(shape, std::move(problem)).first->second;
   }
 
   LoadedKernel& kernel_for(const KernelConfig& config, DeviceState& state) {
@@ -110,6 +122,20 @@ struct FusedLinearRuntime::Impl {
     const CompileOutput compiled = state.compiler->compile(generate_source(space_of(config), config));
     if (!compiled.ok) throw CudaError("kernel " + config.name + " failed to compile: " + compiled.log.substr(0, 500));
     return state.kernels.emplace(config.name, LoadedKernel::load(compiled.cubin)).first->second;
+  }
+
+  /// `config` compiled (or found compiled), loaded and bound to `shape`.
+  PreparedLaunch prepare(const KernelConfig& config, const ProblemShape& shape, DeviceState& state) {
+    LoadedKernel& kernel = kernel_for(config, state);
+    return {&kernel, LaunchPlanCache(make_launch_spec(space_of(config), config, shape, state.info.limits), shape)};
+  }
+  PreparedLaunch& tuned_launch(ProblemState& problem, const ProblemShape& shape, DeviceState& state) {
+    if (!problem.tuned) problem.tuned.emplace(prepare(problem.resolution.config, shape, state));
+    return *problem.tuned;
+  }
+  PreparedLaunch& fallback_launch(ProblemState& problem, const ProblemShape& shape, DeviceState& state) {
+    if (!problem.fallback) problem.fallback.emplace(prepare(resolver->universal(shape).config, shape, state));
+    return *problem.fallback;
   }
 };
 
@@ -127,28 +153,28 @@ FusedLinearRuntime::~FusedLinearRuntime() = default;
 Resolution FusedLinearRuntime::resolve(const ProblemShape& shape, int device) {
   check_shape(shape);
   std::lock_guard lock(impl_->mutex);
-  return impl_->resolve(shape, impl_->device_state(device));
+  return impl_->problem_state(shape, impl_->device_state(device)).resolution;
 }
 
 std::size_t FusedLinearRuntime::prepared_weight_bytes(const ProblemShape& shape) {
   check_shape(shape);
   std::lock_guard lock(impl_->mutex);
-  const Resolution resolution = impl_->resolve(shape, impl_->device_state(-1));
-  return fusetune::prepared_weight_bytes(impl_->space_of(resolution.config).weight_prep(), shape);
+  const Impl::ProblemState& problem = impl_->problem_state(shape, impl_->device_state(-1));
+  return fusetune::prepared_weight_bytes(problem.space->weight_prep(), shape);
 }
 
 void FusedLinearRuntime::prepare_weight(const ProblemShape& shape, const void* w, void* prepared, CudaStream stream) {
   check_shape(shape);
   std::lock_guard lock(impl_->mutex);
   Impl::DeviceState& state = impl_->device_state(-1);
-  const Resolution resolution = impl_->resolve(shape, state);
-  const SearchSpace& space = impl_->space_of(resolution.config);
-  if (space.weight_prep() == WeightPrep::kNone) return;
+  Impl::ProblemState& problem = impl_->problem_state(shape, state);
+  const WeightPrep prep = problem.space->weight_prep();
+  if (prep == WeightPrep::kNone) return;
   if (!w || !prepared) throw UsageError("prepare_weight needs the device pointers of w and of the prepared buffer");
   if (misaligned(prepared))
     throw UsageError("the prepared weight buffer must be 16-byte aligned (TMA reads it); allocate it on its own");
-  LoadedKernel& kernel = impl_->kernel_for(resolution.config, state);
-  FUSETUNE_CUDA_CHECK(kernel.prepare_weight(space.weight_prep(), shape, w, prepared, stream));
+  LoadedKernel& kernel = *impl_->tuned_launch(problem, shape, state).kernel;
+  FUSETUNE_CUDA_CHECK(kernel.prepare_weight(prep, shape, w, prepared, stream));
 }
 
 void FusedLinearRuntime::run(const ProblemShape& shape, const FusedLinearTensors& tensors, CudaStream stream) {
@@ -156,30 +182,28 @@ void FusedLinearRuntime::run(const ProblemShape& shape, const FusedLinearTensors
   if (!tensors.x || !tensors.w || !tensors.out) throw UsageError("x, w and out must be device pointers, not null");
   std::lock_guard lock(impl_->mutex);
   Impl::DeviceState& state = impl_->device_state(-1);
-  Resolution resolution = impl_->resolve(shape, state);
-  const SearchSpace* space = &impl_->space_of(resolution.config);
-  if (space->weight_prep() != WeightPrep::kNone && !tensors.prepared_weight)
-    throw UsageError("config " + resolution.config.name +
+  Impl::ProblemState& problem = impl_->problem_state(shape, state);
+  const bool reads_prepared = problem.space->weight_prep() != WeightPrep::kNone;
+  if (reads_prepared && !tensors.prepared_weight)
+    throw UsageError("config " + problem.resolution.config.name +
                      " reads a prepared weight: allocate prepared_weight_bytes(), call prepare_weight() once per "
                      "weight and pass it as prepared_weight");
   // Tuned configs may use 16-byte vector or TMA accesses; misaligned views take the
   // universal config of the fallback family, which needs element alignment only.
-  if (misaligned(tensors.x) || misaligned(tensors.w) || misaligned(tensors.out) || misaligned(tensors.bias) ||
-      (space->weight_prep() != WeightPrep::kNone && misaligned(tensors.prepared_weight))) {
-    resolution = impl_->resolver->universal(shape);
-    space = &impl_->space_of(resolution.config);
-  }
-  LoadedKernel& kernel = impl_->kernel_for(resolution.config, state);
-  const LaunchSpec spec = make_launch_spec(*space, resolution.config, shape, state.info.limits);
+  const bool fallback = misaligned(tensors.x) || misaligned(tensors.w) || misaligned(tensors.out) ||
+                        misaligned(tensors.bias) || (reads_prepared && misaligned(tensors.prepared_weight));
+  Impl::PreparedLaunch& launch =
+      fallback ? impl_->fallback_launch(problem, shape, state) : impl_->tuned_launch(problem, shape, state);
   LaunchOperands operands;
   operands.x = tensors.x;
   operands.w = tensors.w;
-  operands.prepared_w = tensors.prepared_weight;
+  // Only a config that reads it sees the prepared weight, so a caller's leftover pointer
+  // never makes the cached plan look stale.
+  operands.prepared_w = launch.plans.spec().weight_prep != WeightPrep::kNone ? tensors.prepared_weight : nullptr;
   operands.bias = tensors.bias;
   operands.out = tensors.out;
   operands.scale = tensors.scale;
-  const LaunchPlan plan = make_launch_plan(spec, shape, operands, state.maps);
-  FUSETUNE_CUDA_CHECK(kernel.launch(plan, stream));
+  FUSETUNE_CUDA_CHECK(launch.kernel->launch(launch.plans.plan(operands, state.maps), stream));
 }
 
 }  // namespace fusetune

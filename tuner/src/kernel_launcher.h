@@ -6,6 +6,7 @@
 
 #include <cuda_runtime.h>
 
+#include <optional>
 #include <string>
 
 #include "cuda_resources.h"
@@ -52,6 +53,26 @@ struct LaunchPlan {
 /// pointer, row stride not a multiple of 16 bytes) or a needed prepared weight is null.
 LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, const LaunchOperands& operands,
                             TensorMapCache& maps);
+
+/// One spec bound to one problem, and the plan of the operands it was last asked for: a
+/// call with the same pointers and scale (bit for bit) as the last reuses that plan, so it only launches.
+/// Any other operands build a new plan (its tensor maps come from `maps`, encoded only for a
+/// pointer not seen before); a plan that fails to build replaces nothing.
+class LaunchPlanCache {
+ public:
+  LaunchPlanCache(const LaunchSpec& spec, const ProblemShape& shape) : spec_(spec), shape_(shape) {}
+  const LaunchSpec& spec() const { return spec_; }
+  /// The plan for `operands`; throws as make_launch_plan does.
+  const LaunchPlan& plan(const LaunchOperands& operands, TensorMapCache& maps);
+  std::size_t builds() const { return builds_; }  ///< plans built so far, for tests
+
+ private:
+  LaunchSpec spec_;
+  ProblemShape shape_;
+  std::optional<LaunchOperands> operands_;  ///< what plan_ was built for; empty before the first
+  LaunchPlan plan_;
+  std::size_t builds_ = 0;
+};
 
 class LoadedKernel {
  public:

@@ -2,6 +2,7 @@
 // out[M,N] = z + s * sigmoid(z), z = x[M,K] * W[N,K]^T + b[N] (nn.Linear layout).
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -52,6 +53,8 @@ struct ProblemShape {
   /// 2*M*N*K.
   double flops() const { return 2.0 * double(m) * double(n) * double(k); }
   friend bool operator==(const ProblemShape&, const ProblemShape&) = default;
+  /// Ordered by every field (dims, then dtype, then policy): a cheap key of per-problem caches.
+  friend auto operator<=>(const ProblemShape&, const ProblemShape&) = default;
 };
 
 /// The largest M, N or K accepted: indices stay inside 32-bit ints in the kernels.
