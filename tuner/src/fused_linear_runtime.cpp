@@ -184,14 +184,15 @@ void FusedLinearRuntime::run(const ProblemShape& shape, const FusedLinearTensors
   Impl::DeviceState& state = impl_->device_state(-1);
   Impl::ProblemState& problem = impl_->problem_state(shape, state);
   const bool reads_prepared = problem.space->weight_prep() != WeightPrep::kNone;
-  if (reads_prepared && !tensors.prepared_weight)
+  // Tuned configs may use 16-byte vector or TMA accesses; misaligned views take the
+  // universal config of the fallback family, which needs element alignment only and reads w
+  // as it is (so a misaligned call needs no prepared weight).
+  const bool fallback = misaligned(tensors.x) || misaligned(tensors.w) || misaligned(tensors.out) ||
+                        misaligned(tensors.bias) || (reads_prepared && misaligned(tensors.prepared_weight));
+  if (reads_prepared && !fallback && !tensors.prepared_weight)
     throw UsageError("config " + problem.resolution.config.name +
                      " reads a prepared weight: allocate prepared_weight_bytes(), call prepare_weight() once per "
                      "weight and pass it as prepared_weight");
-  // Tuned configs may use 16-byte vector or TMA accesses; misaligned views take the
-  // universal config of the fallback family, which needs element alignment only.
-  const bool fallback = misaligned(tensors.x) || misaligned(tensors.w) || misaligned(tensors.out) ||
-                        misaligned(tensors.bias) || (reads_prepared && misaligned(tensors.prepared_weight));
   Impl::PreparedLaunch& launch =
       fallback ? impl_->fallback_launch(problem, shape, state) : impl_->tuned_launch(problem, shape, state);
   LaunchOperands operands;
