@@ -13,3 +13,14 @@ def gpu():
     precision = torch.get_float32_matmul_precision()
     yield torch.device("cuda")
     torch.set_float32_matmul_precision(precision)
+
+
+@pytest.fixture
+def compiled_in_defaults(gpu, tmp_path):
+    """The operator reads an empty tuning database during the test, so that every shape runs
+    the compiled-in default config (or the universal one) whatever $FUSETUNE_DB has tuned."""
+    import fusetune
+
+    fusetune.set_database(tmp_path / "empty.db")
+    yield gpu
+    fusetune.set_database()

@@ -43,14 +43,20 @@ def test_half_dtypes_match_model_cast_to_dtype_over_five_draws(dtype):
             assert_close(fused(x), model(x), TOLERANCE[dtype])
 
 
-def test_explicit_policy_overrides_matmul_precision():
+def test_explicit_policy_overrides_matmul_precision(compiled_in_defaults):
     torch.set_float32_matmul_precision("high")
     model, _ = pair(512, 256, 2.0, "cuda")
     x = torch.rand(64, 512, device="cuda")
     out = fusetune.fused_gemm_sigmoid_scale_add(x, model.gemm.weight, model.gemm.bias, 2.0, policy="highest")
     expected = float64_reference(x, model.gemm.weight, model.gemm.bias, 2.0).float()
     assert_close(out.detach(), expected, TOLERANCE["highest"])
-    assert fusetune.resolve(64, 256, 512, policy="highest")[0].startswith("ffma")
+    explicit = fusetune.resolve(64, 256, 512, policy="highest")[0]
+    assert explicit != fusetune.resolve(64, 256, 512)[0]  # "auto" follows "high": one TF32 product
+    assert explicit.startswith(("ffma", "wgmma_3xtf32"))  # the families of policy "highest"
+    if torch.cuda.get_device_capability() == (9, 0):
+        assert explicit.startswith("wgmma_3xtf32")  # the sm_90 compiled-in default for "highest"
+    torch.set_float32_matmul_precision("highest")
+    assert fusetune.resolve(64, 256, 512)[0] == explicit
 
 
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (3, 5, 7), (17, 33, 65), (129, 1, 257), (1, 300, 13), (250, 130, 3)])
@@ -135,28 +141,45 @@ def test_corrupt_database_is_a_clear_error(tmp_path):
 
 
 def check_prepared_weight_cache(m, n, k):
-    """Where the resolved config prepares its weight (3xTF32), one preparation per weight, redone
-    when the weight changes in place; where it prepares none, nothing is cached. Either way the
-    output follows the weight's current values. Returns whether the config prepares."""
+    """The fp32 "highest" config of (m, n, k), which must read a prepared weight: one
+    preparation per weight, reused by later calls, redone when the weight changes in place
+    or is replaced, dropped when the weight dies; the output follows the weight's values."""
+    torch.set_float32_matmul_precision("highest")
+    assert torch.ops.fusetune.prepared_weight_bytes(m, n, k, torch.float32, "highest", 0) > 0
     fusetune.clear_weight_cache()
     model, fused = pair(k, n, 2.0, "cuda")
     x = torch.rand(m, k, device="cuda")
-    prepares = torch.ops.fusetune.prepared_weight_bytes(m, n, k, torch.float32, "highest", 0) > 0
     with torch.no_grad():
+        before = model(x)
+        assert_close(fused(x), before, TOLERANCE["highest"])
+        assert fusetune.weight_cache_size() == 1
+        # Reused, not prepared again: a write through .data moves no version counter, so the
+        # kernel still reads the bytes prepared from the weight as it was.
+        fused.gemm.weight.data.mul_(0.5)
+        assert_close(fused(x), before, TOLERANCE["highest"])
+        assert fusetune.weight_cache_size() == 1
         for step in range(3):
-            for _ in range(2):
-                assert_close(fused(x), model(x), TOLERANCE["highest"])
-            assert fusetune.weight_cache_size() == (1 if prepares else 0)
             # In-place updates, as an optimizer step or load_state_dict does them.
             model.gemm.weight.mul_(0.5).add_(0.01 * step)
             fused.gemm.weight.copy_(model.gemm.weight)
+            for _ in range(2):
+                assert_close(fused(x), model(x), TOLERANCE["highest"])
+            assert fusetune.weight_cache_size() == 1
+        # A new weight tensor: prepared for it; the old one's entry goes with the old tensor.
+        fused.gemm.weight = torch.nn.Parameter(torch.randn(n, k, device="cuda") / k**0.5)
+        model.gemm.weight.copy_(fused.gemm.weight)
+        assert_close(fused(x), model(x), TOLERANCE["highest"])
+        assert fusetune.weight_cache_size() == 1
         del fused
         assert fusetune.weight_cache_size() == 0  # the prepared copy dies with its weight
-    return prepares
 
 
-def test_prepared_weight_cache_with_the_default_config():
-    assert not check_prepared_weight_cache(64, 128, 256)  # the sm_90 default for highest is FFMA
+def test_prepared_weight_cache_with_the_default_config(compiled_in_defaults):
+    if torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip("the compiled-in default of fp32 highest reads a prepared weight on sm_90 (3xTF32)")
+    name, source, detail = fusetune.resolve(64, 128, 256, policy="highest")
+    assert name.startswith("wgmma_3xtf32") and source == "default", (name, source, detail)
+    check_prepared_weight_cache(64, 128, 256)
 
 
 def test_prepared_weight_cache_with_a_tuned_3xtf32_config(tmp_path):
@@ -170,6 +193,6 @@ def test_prepared_weight_cache_with_a_tuned_3xtf32_config(tmp_path):
     try:
         name, source, detail = fusetune.resolve(64, 128, 256, policy="highest")
         assert name.startswith("wgmma_3xtf32") and source == "exact", (name, source, detail)
-        assert check_prepared_weight_cache(64, 128, 256)
+        check_prepared_weight_cache(64, 128, 256)
     finally:
         fusetune.set_database()

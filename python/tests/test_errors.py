@@ -12,7 +12,10 @@ import fusetune  # noqa: E402
 
 from fusetune import ModelNew, fused_gemm_sigmoid_scale_add  # noqa: E402
 
-PYTHON_DIR = Path(__file__).resolve().parents[1]
+# The fusetune package that this process imported (its built _C*.so beside it) and the
+# directory holding it: a child process imports the same one wherever the tests run from.
+PACKAGE_INIT = Path(fusetune.__file__).resolve()
+PACKAGE_ROOT = PACKAGE_INIT.parents[1]
 
 
 def bad_inputs(device):
@@ -50,13 +53,15 @@ def test_cpu_tensors_are_refused():
 
 def test_no_gpu_is_a_clear_error():
     """With no GPU visible, the package imports, builds models, and says why a call fails."""
-    script = ("import torch, fusetune\n"
+    script = ("import pathlib, torch, fusetune\n"
+              f"assert pathlib.Path(fusetune.__file__).resolve() == pathlib.Path({str(PACKAGE_INIT)!r})\n"
               "assert not torch.cuda.is_available()\n"
               "try:\n"
               "    fusetune.ModelNew(8, 16, 2.0)(torch.rand(2, 8))\n"
               "except RuntimeError as error:\n"
               "    print(error)\n")
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(PYTHON_DIR))
+    path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=path)
     run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "this machine has no CUDA GPU (torch.cuda.is_available() is False)" in run.stdout
