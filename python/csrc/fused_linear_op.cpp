@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGraphsC10Utils.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <c10/util/accumulate.h>
@@ -182,18 +183,29 @@ at::Tensor fused_linear_cuda(const at::Tensor& a, const at::Tensor& b, const std
   translating_errors([&] {
     State& s = state();
     const auto [rt, preparation] = runtime_and_preparation(s, shape, a.device().index());
-    at::Tensor prepared;  // kept alive until the launch is queued
+    // Both kept alive until the launch is queued.
+    std::shared_ptr<const PreparedBuffer> cached;
+    at::Tensor in_graph;
     if (preparation.bytes > 0) {
       // Keyed by B, the caller's tensor: a non-contiguous B is prepared from its copy once.
       const PreparedWeightKey key{
           b.data_ptr(), n, k, b.scalar_type(), int(policy), preparation.family, preparation.bytes, a.device().index()};
-      prepared = s.weights.find(key, b, stream);
-      if (!prepared.defined()) {
-        prepared = at::empty({std::int64_t(preparation.bytes)}, a.options().dtype(at::kByte));
-        rt->prepare_weight(shape, w.data_ptr(), prepared.data_ptr(), stream.stream());
-        s.weights.insert(key, b, prepared, stream);
+      const auto prepare = [&](void* prepared) { rt->prepare_weight(shape, w.data_ptr(), prepared, stream.stream()); };
+      if (c10::cuda::currentStreamCaptureStatusMayInitCtx() == c10::cuda::CaptureStatus::None) {
+        cached = s.weights.get(key, b, stream, prepare);
+      } else {
+        // Captured into a CUDA graph: the graph reads the cached bytes if they are current
+        // (prepared by a call before the capture, e.g. the warm-up that PyTorch asks for). If
+        // not, the preparation becomes part of the graph: written into scratch memory of the
+        // graph's own pool on every replay, so that it follows the weight's values then. It is
+        // never cached: at capture time nothing has run, so the bytes are not written yet.
+        cached = s.weights.find_for_capture(key, b, stream);
+        if (!cached) {
+          in_graph = at::empty({std::int64_t(preparation.bytes)}, a.options().dtype(at::kByte));
+          prepare(in_graph.data_ptr());
+        }
       }
-      tensors.prepared_weight = prepared.data_ptr();
+      tensors.prepared_weight = cached ? cached->data() : in_graph.data_ptr();
     }
     rt->run(shape, tensors, stream.stream());
   });
