@@ -159,6 +159,11 @@ def test_runs_on_the_current_side_stream():
     model, fused = pair(512, 256, 2.0, "cuda")
     fresh = torch.rand(128, 512, device="cuda")
     x = torch.zeros_like(fresh)
+    # A first call compiles the kernel and prepares the weight, host work that may wait for the
+    # device (cudaMalloc): do it before the sleep, so the side stream is still busy below.
+    with torch.no_grad():
+        fused(fresh)
+    torch.cuda.synchronize()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.no_grad(), torch.cuda.stream(side):
