@@ -16,7 +16,7 @@ std::vector<std::string> families(const std::vector<SearchSpace>& spaces) {
 
 TEST(Tuner, EveryFamilyOfTheDtypeAndPolicyIsTunedWhenNoneIsNamed) {
   EXPECT_EQ(families(search_spaces_for("", {1, 1, 1, Dtype::kFloat32, Policy::kHighest})),
-            (std::vector<std::string>{"ffma", "wgmma_3xtf32"}));
+            (std::vector<std::string>{"ffma", "skinny_fp32", "wgmma_3xtf32"}));
   EXPECT_EQ(families(search_spaces_for("", {1, 1, 1, Dtype::kFloat32, Policy::kHigh})),
             (std::vector<std::string>{"wgmma_tf32"}));
   EXPECT_EQ(families(search_spaces_for("", {1, 1, 1, Dtype::kBFloat16, Policy::kHalf})),
