@@ -302,6 +302,31 @@ TEST(SearchSpace, SimtFallbackSpacesTakeEveryShape) {
   }
 }
 
+TEST(SearchSpace, SkinnySpaceOnlyTakesTheRowsItStagesAndStreamsWOnce) {
+  const SearchSpace space = SearchSpace::load(source_path("search_spaces/skinny_fp32.json"));
+  EXPECT_EQ(space.launch(), LaunchContract::kPlain);
+  EXPECT_EQ(space.weight_prep(), WeightPrep::kNone);  // exact fp32: w read as it is
+  const auto configs = space.valid_configs(DeviceLimits{});
+  ASSERT_FALSE(configs.empty());
+  int take_m16 = 0;
+  for (const KernelConfig& config : configs) {
+    const int rows = static_cast<int>(config.knob("rows"));
+    EXPECT_LE(rows * config.knob("cols"), 32) << config.name;
+    // One block along y per `rows` rows of x: a shape with more rows than that is refused
+    // (it would stream w more than once), so the tuner and resolver never pick it there.
+    EXPECT_FALSE(space.check_shape(config, ProblemShape{rows, 8192, 8192})) << config.name;
+    EXPECT_TRUE(space.check_shape(config, ProblemShape{rows + 1, 8192, 8192})) << config.name;
+    EXPECT_TRUE(space.check_shape(config, ProblemShape{1024, 8192, 8192})) << config.name;
+    // 16-byte loads need rows of x and w that start 16-byte aligned.
+    EXPECT_EQ(config.knob("vec") == 4, space.check_shape(config, ProblemShape{1, 64, 8191}).has_value()) << config.name;
+    const LaunchGeometry geometry = space.launch_geometry(config, ProblemShape{rows, 8192, 8192}, DeviceLimits{});
+    EXPECT_EQ(geometry.grid_y, 1) << config.name;
+    EXPECT_EQ(geometry.smem_bytes, 4 * rows * config.knob("chunk")) << config.name;
+    take_m16 += rows == 16;
+  }
+  EXPECT_GT(take_m16, 0);
+}
+
 TEST(SearchSpace, EvaluationErrorsNameFileAndConfig) {
   json document = json::parse(read_file(tiny_path()));
   document["constraints"].push_back({{"expr", "tile_m / (unroll - 1) >= 0"}, {"why", "divides by zero"}});
