@@ -3,6 +3,9 @@
 // (cuBLAS DGEMM + epilogue) and timed against cuBLAS in the same process.
 //   nvcc -std=c++17 -O3 -arch=sm_90a -I kernel_templates bench/wgmma_probe.cu -lcublas -o wgmma_probe
 //   ./wgmma_probe [M N K]
+// A/B against an earlier version of the template: copy wgmma_gemm.cuh and wgmma_ops.cuh
+// somewhere, rename their namespace wgmma to wgmma_old, cut fusetune_prepare_weight, and add
+// -DFUSETUNE_PROBE_OLD='"path/to/wgmma_gemm.cuh"': the configs marked kOld then run it.
 // The tuner is the real measurement; this exists to iterate on the template quickly.
 #include <cublas_v2.h>
 #include <cuda.h>
@@ -18,6 +21,11 @@
 #include <vector>
 
 #include "wgmma_gemm.cuh"
+#ifdef FUSETUNE_PROBE_OLD
+// A/B runs: FUSETUNE_PROBE_OLD names a copy of the template from before a change, with its
+// namespace renamed to wgmma_old (and fusetune_prepare_weight cut), timed in the same process.
+#include FUSETUNE_PROBE_OLD
+#endif
 
 #define CHECK(call)                                                                        \
   do {                                                                                     \
@@ -40,12 +48,21 @@ using fusetune::HopperLinearArgs;
 
 // Two kernels: a __cluster_dims__ attribute, even (1, 1, 1), makes every launch a cluster launch.
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kPingpong>
+          int kPromote, int kPingpong, int kStoreBuffers = 2>
 __global__ void __launch_bounds__(128 * (kConsumers + 1), 1)
     probe_kernel(const __grid_constant__ HopperLinearArgs args) {
   fusetune::wgmma::fused_linear<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
-                                1, kPingpong>(args);
+                                1, kPingpong, kStoreBuffers>(args);
 }
+#ifdef FUSETUNE_PROBE_OLD
+template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
+          int kPromote, int kPingpong>
+__global__ void __launch_bounds__(128 * (kConsumers + 1), 1)
+    probe_kernel_old(const __grid_constant__ HopperLinearArgs args) {
+  fusetune::wgmma_old::fused_linear<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup,
+                                    kPromote, 1, kPingpong>(args);
+}
+#endif
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
           int kPromote, int kPingpong>
 __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(128 * (kConsumers + 1), 1)
@@ -94,15 +111,19 @@ static PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
   return fn;
 }
 
-static fusetune::TensorMapParam make_map(const void* base, int rows, int k, int elem_bytes, int box_rows) {
+static fusetune::TensorMapParam make_map(const void* base, int rows, int k, int elem_bytes, int box_rows,
+                                         bool tf32 = false) {
   CUtensorMap map;
   const cuuint64_t dims[2] = {cuuint64_t(k), cuuint64_t(rows)};
   const cuuint64_t strides[1] = {cuuint64_t(k) * elem_bytes};
   const cuuint32_t box[2] = {cuuint32_t(128 / elem_bytes), cuuint32_t(box_rows)};
   const cuuint32_t element_strides[2] = {1, 1};
   const CUresult result =
-      encode_tiled()(&map, elem_bytes == 2 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 2,
-                     const_cast<void*>(base), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
+      encode_tiled()(&map,
+                     elem_bytes == 2 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                     : tf32          ? CU_TENSOR_MAP_DATA_TYPE_TFLOAT32
+                                     : CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+                     2, const_cast<void*>(base), dims, strides, box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE,
                      CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (result != CUDA_SUCCESS) {
     std::fprintf(stderr, "cuTensorMapEncodeTiled failed: %d\n", int(result));
@@ -116,7 +137,8 @@ static fusetune::TensorMapParam make_map(const void* base, int rows, int k, int 
 struct Problem {
   int m, n, k;
   void *x16, *w16, *b16, *x32, *w32, *b32, *wprep, *out;
-  double* ref;
+  double* ref;    ///< float64 reference of the bf16 inputs
+  double* ref32;  ///< float64 reference of the fp32 inputs (full fp32 mantissas, so TF32 rounding shows)
   double* sums;
   int sms;
 };
@@ -137,28 +159,45 @@ static float time_ms(const std::function<void()>& launch, int reps = 20) {
 
 static double rel_error(const Problem& p, int is_bf16) {
   CHECK(cudaMemset(p.sums, 0, 16));
-  error_terms<<<264, 256>>>(p.out, is_bf16, p.ref, (long long)p.m * p.n, p.sums);
+  error_terms<<<264, 256>>>(p.out, is_bf16, is_bf16 ? p.ref : p.ref32, (long long)p.m * p.n, p.sums);
   double sums[2];
   CHECK(cudaMemcpy(sums, p.sums, 16, cudaMemcpyDeviceToHost));
   return std::sqrt(sums[0] / sums[1]);
 }
 
+/// Which template and which TF32 operands: kNew the current template (TF32: x and w through
+/// TFLOAT32 maps, TMA rounds), kNewTruncating the current template with plain FLOAT32 maps (the
+/// tensor cores truncate: shows whether TMA's rounding happened), kOld the FUSETUNE_PROBE_OLD
+/// copy (TF32: the prepared weight, x rounded in registers), kNewRegisterStores the current
+/// template with out_tma = 0 (the epilogue stores from registers).
+enum Variant { kNew, kNewTruncating, kOld, kNewRegisterStores };
+
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kClusterM = 1, int kPingpong = 0>
+          int kPromote, int kClusterM = 1, int kPingpong = 0, Variant kVariant = kNew, int kStoreBuffers = 2>
 void run_config(const Problem& p, float baseline_ms) {
   constexpr bool bf16 = kOperand == fusetune::kOperandBf16;
   constexpr int elem = bf16 ? 2 : 4;
   constexpr int weight_tiles = kOperand == fusetune::kOperandTf32x3 ? 2 : 1;
-  const int smem = kStages * 128 * (kTileM + weight_tiles * kTileN) + 2048;
+  const int smem = kStages * 128 * (kTileM + weight_tiles * kTileN) + 2048 +
+                   kConsumers * kStoreBuffers * fusetune::wgmma::kStoreBoxBytes;
   auto kernel = kClusterM == 1 ? probe_kernel<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster,
-                                              kGroup, kPromote, kPingpong>
+                                              kGroup, kPromote, kPingpong, kStoreBuffers>
                                : probe_kernel_cluster2<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent,
                                                        kRaster, kGroup, kPromote, kPingpong>;
+#ifdef FUSETUNE_PROBE_OLD
+  if (kVariant == kOld)
+    kernel = probe_kernel_old<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
+                              kPingpong>;
+#else
+  if (kVariant == kOld) return;  // no old template compiled in (-DFUSETUNE_PROBE_OLD='"path"')
+#endif
   CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   HopperLinearArgs args{};
-  const void* w = kOperand == fusetune::kOperandBf16 ? p.w16 : p.wprep;  // TF32 kinds read the prepared weight
-  args.x_map = make_map(bf16 ? p.x16 : p.x32, p.m, p.k, elem, kTileM);
-  args.w_map = make_map(w, p.n, p.k, elem, kTileN / kClusterM);
+  // 3xTF32 and the old TF32 read the prepared weight; the new TF32 reads w through TFLOAT32 maps.
+  const bool tma_rounds = kOperand == fusetune::kOperandTf32 && (kVariant == kNew || kVariant == kNewRegisterStores);
+  const void* w = bf16 ? p.w16 : (kOperand == fusetune::kOperandTf32 && kVariant != kOld) ? p.w32 : p.wprep;
+  args.x_map = make_map(bf16 ? p.x16 : p.x32, p.m, p.k, elem, kTileM, tma_rounds);
+  args.w_map = make_map(w, p.n, p.k, elem, kTileN / kClusterM, tma_rounds);
   args.w_small_map =
       kOperand == fusetune::kOperandTf32x3
           ? make_map(static_cast<const float*>(p.wprep) + (long long)p.n * p.k, p.n, p.k, elem, kTileN / kClusterM)
@@ -169,6 +208,9 @@ void run_config(const Problem& p, float baseline_ms) {
   args.n = p.n;
   args.k = p.k;
   args.scale = 2.0f;
+  const int out_elem = bf16 ? 2 : 4;
+  args.out_tma = kVariant != kNewRegisterStores && (long long)p.n * out_elem % 16 == 0;
+  if (args.out_tma) args.out_map = make_map(p.out, p.m, p.n, out_elem, fusetune::wgmma::kStoreBoxRows);
   const int tiles = ((p.m + kClusterM * kTileM - 1) / (kClusterM * kTileM)) * ((p.n + kTileN - 1) / kTileN);
   int clusters = p.sms;
   if (kClusterM > 1) {
@@ -188,9 +230,11 @@ void run_config(const Problem& p, float baseline_ms) {
   const double error = rel_error(p, bf16);
   const float ms = time_ms(launch);
   const double tflops = 2.0 * p.m * p.n * (double)p.k / (ms * 1e9);
-  std::printf("op%d m%d n%d s%d c%d p%d r%d g%d pr%d cl%d pp%d  %8.4f ms  %6.1f TF  %.3fx baseline  rel err %.3e\n",
-              kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote, kClusterM,
-              kPingpong, ms, tflops, ms / baseline_ms, error);
+  static const char* const kVariantNames[] = {"new", "new-truncating", "old", "new-reg-stores"};
+  std::printf(
+      "%-14s op%d m%d n%d s%d c%d p%d r%d g%d pr%d cl%d pp%d sb%d  %8.4f ms  %6.1f TF  %.3fx baseline  rel err %.3e\n",
+      kVariantNames[kVariant], kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
+      kClusterM, kPingpong, kStoreBuffers, ms, tflops, ms / baseline_ms, error);
 }
 
 int main(int argc, char** argv) {
@@ -207,9 +251,11 @@ int main(int argc, char** argv) {
   p.sms = prop.multiProcessorCount;
   std::printf("%s, %d SMs, problem %dx%dx%d\n", prop.name, p.sms, m, n, k);
   const long long mk = (long long)m * k, nk = (long long)n * k, mn = (long long)m * n;
-  // Inputs: x ~ U[0,1), w, b ~ U(-1/sqrt(k), 1/sqrt(k)), all exactly bf16-representable so
-  // that the bf16 and fp32 runs compute the same product.
+  // Inputs: x ~ U[0,1), w, b ~ U(-1/sqrt(k), 1/sqrt(k)) as torch.rand and nn.Linear draw them:
+  // exactly bf16-representable for the bf16 runs, full fp32 mantissas for the fp32 runs (so
+  // that TF32 rounding versus truncation shows in the error). Each has its float64 reference.
   std::vector<unsigned short> hx(mk), hw(nk), hb(n);
+  std::vector<float> fx(mk), fw(nk), fb(n);
   unsigned long long state = 12345;
   auto next = [&] {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
@@ -220,6 +266,9 @@ int main(int argc, char** argv) {
   for (auto& v : hx) v = bf16_bits(next());
   for (auto& v : hw) v = bf16_bits((2 * next() - 1) * bound);
   for (auto& v : hb) v = bf16_bits((2 * next() - 1) * bound);
+  for (auto& v : fx) v = next();
+  for (auto& v : fw) v = (2 * next() - 1) * bound;
+  for (auto& v : fb) v = (2 * next() - 1) * bound;
   CHECK(cudaMalloc(&p.x16, mk * 2));
   CHECK(cudaMalloc(&p.w16, nk * 2));
   CHECK(cudaMalloc(&p.b16, n * 2));
@@ -229,22 +278,31 @@ int main(int argc, char** argv) {
   CHECK(cudaMalloc(&p.wprep, nk * 8));
   CHECK(cudaMalloc(&p.out, mn * 4));
   CHECK(cudaMalloc(&p.ref, mn * 8));
+  CHECK(cudaMalloc(&p.ref32, mn * 8));
   CHECK(cudaMalloc(&p.sums, 16));
   CHECK(cudaMemcpy(p.x16, hx.data(), mk * 2, cudaMemcpyHostToDevice));
   CHECK(cudaMemcpy(p.w16, hw.data(), nk * 2, cudaMemcpyHostToDevice));
   CHECK(cudaMemcpy(p.b16, hb.data(), n * 2, cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(p.x32, fx.data(), mk * 4, cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(p.w32, fw.data(), nk * 4, cudaMemcpyHostToDevice));
+  CHECK(cudaMemcpy(p.b32, fb.data(), n * 4, cudaMemcpyHostToDevice));
   double *x64, *w64, *b64;
   CHECK(cudaMalloc(&x64, mk * 8));
   CHECK(cudaMalloc(&w64, nk * 8));
   CHECK(cudaMalloc(&b64, n * 8));
-  widen_bf16<<<1024, 256>>>((unsigned short*)p.x16, x64, (float*)p.x32, mk);
-  widen_bf16<<<1024, 256>>>((unsigned short*)p.w16, w64, (float*)p.w32, nk);
-  widen_bf16<<<64, 256>>>((unsigned short*)p.b16, b64, (float*)p.b32, n);
   cublasHandle_t cublas;
   CHECK_CUBLAS(cublasCreate(&cublas));
   const double one = 1, zero = 0;
+  widen_bf16<<<1024, 256>>>((unsigned short*)p.x16, x64, nullptr, mk);
+  widen_bf16<<<1024, 256>>>((unsigned short*)p.w16, w64, nullptr, nk);
+  widen_bf16<<<64, 256>>>((unsigned short*)p.b16, b64, nullptr, n);
   CHECK_CUBLAS(cublasDgemm(cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w64, k, x64, k, &zero, p.ref, n));
   epilogue_f64<<<1024, 256>>>(p.ref, b64, 2.0, m, n);
+  widen_f32<<<1024, 256>>>((const float*)p.x32, x64, mk);
+  widen_f32<<<1024, 256>>>((const float*)p.w32, w64, nk);
+  widen_f32<<<64, 256>>>((const float*)p.b32, b64, n);
+  CHECK_CUBLAS(cublasDgemm(cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w64, k, x64, k, &zero, p.ref32, n));
+  epilogue_f64<<<1024, 256>>>(p.ref32, b64, 2.0, m, n);
   CHECK(cudaDeviceSynchronize());
   fusetune_prepare_weight<<<1024, 256>>>(fusetune::WeightPrepArgs{(const float*)p.w32, (float*)p.wprep, nk});
   CHECK(cudaDeviceSynchronize());
@@ -268,19 +326,26 @@ int main(int argc, char** argv) {
 
   using namespace fusetune;
   std::printf("-- bf16 (baseline cuBLAS bf16 GEMM alone)\n");
-  run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0>(p, bf16_ms);
-  run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0>(p, bf16_ms);
-  run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 2, 0>(p, bf16_ms);
-  run_config<kOperandBf16, 128, 256, 4, 2, 1, 1, 8, 0, 2, 0>(p, bf16_ms);
-  run_config<kOperandBf16, 128, 128, 6, 2, 1, 0, 8, 0, 1, 1>(p, bf16_ms);
-  run_config<kOperandBf16, 128, 128, 6, 2, 1, 0, 8, 0, 2, 1>(p, bf16_ms);
+  for (int rep = 0; rep < 2; ++rep) {
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kOld>(p, bf16_ms);
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNewRegisterStores>(p, bf16_ms);
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 1>(p, bf16_ms);
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 2>(p, bf16_ms);
+    run_config<kOperandBf16, 128, 256, 3, 2, 1, 0, 16, 0, 1, 0, kNew, 4>(p, bf16_ms);
+  }
+  run_config<kOperandBf16, 128, 128, 6, 2, 1, 0, 8, 0, 1, 1, kOld>(p, bf16_ms);
+  run_config<kOperandBf16, 128, 128, 5, 2, 1, 0, 8, 0, 1, 1, kNew, 2>(p, bf16_ms);
+  run_config<kOperandBf16, 128, 128, 4, 2, 1, 0, 8, 0, 1, 1, kNew, 4>(p, bf16_ms);
   std::printf("-- TF32 (baseline cuBLAS TF32 GEMM alone)\n");
-  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0>(p, tf32_ms);
-  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 2, 0>(p, tf32_ms);
-  run_config<kOperandTf32, 128, 128, 6, 2, 1, 0, 8, 0, 1, 1>(p, tf32_ms);
-  run_config<kOperandTf32, 128, 128, 6, 2, 1, 0, 8, 0, 2, 1>(p, tf32_ms);
+  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
+  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 1>(p, tf32_ms);
+  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2>(p, tf32_ms);
+  run_config<kOperandTf32, 128, 256, 3, 2, 1, 0, 8, 0, 1, 0, kNew, 4>(p, tf32_ms);
+  run_config<kOperandTf32, 128, 256, 3, 2, 1, 0, 8, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
+  run_config<kOperandTf32, 128, 128, 5, 2, 1, 0, 8, 0, 1, 1, kNewRegisterStores>(p, tf32_ms);
+  run_config<kOperandTf32, 128, 128, 4, 2, 1, 0, 8, 0, 1, 1, kNew, 4>(p, tf32_ms);
   std::printf("-- 3xTF32 (baseline cuBLAS SGEMM alone; target <= 0.40 x eager)\n");
-  run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 0, 4, 4, 1, 0>(p, sgemm_ms);
-  run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 0, 4, 4, 2, 0>(p, sgemm_ms);
+  run_config<kOperandTf32x3, 128, 128, 3, 2, 0, 0, 4, 4, 1, 0, kNewRegisterStores>(p, sgemm_ms);
+  run_config<kOperandTf32x3, 128, 128, 3, 2, 0, 0, 4, 4, 1, 0, kNew, 4>(p, sgemm_ms);
   return 0;
 }

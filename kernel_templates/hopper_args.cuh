@@ -15,7 +15,7 @@ struct alignas(64) TensorMapParam {
 enum OperandKind : int {
   kOperandBf16 = 0,    ///< x, w, bias, out bf16; fp32 accumulate
   kOperandFp16 = 1,    ///< x, w, bias, out fp16; fp32 accumulate
-  kOperandTf32 = 2,    ///< x, bias, out fp32; w prepared (its rounded big half is read); one TF32 product (policy high)
+  kOperandTf32 = 2,    ///< x, w, bias, out fp32; one TF32 product (policy high), x and w rounded by TMA (TF32 maps)
   kOperandTf32x3 = 3,  ///< x, bias, out fp32; w prepared as big + small TF32 halves (policy highest)
 };
 
@@ -24,21 +24,29 @@ enum OperandKind : int {
 /// The host encodes the maps for row-major matrices, 128-byte swizzle, zero fill out of
 /// bounds, box = (128 bytes of k) x (rows of one tile):
 /// - x_map: x (m, k), box {128 / elem, tile_m}
-/// - w_map: w (n, k) (for TF32 and 3xTF32: the big half of the prepared weight), box {128 / elem, tile_n}
+/// - w_map: w (n, k) (for 3xTF32: the big half of the prepared weight), box {128 / elem, tile_n}
+/// - for TF32, x_map and w_map have TMA's data type TFLOAT32, which makes TMA round each fp32
+///   element to TF32 (to nearest) as it loads it. wgmma reading plain fp32 would truncate
+///   instead, which biases z and failed the `high` bound (7.4e-4 > 5e-4, measured on the H100).
 /// - w_small_map: 3xTF32 only, the small half of the prepared weight; unused otherwise
+/// - out_map: out (n columns, m rows), box {128 / elem, 64}, for the TMA-store epilogue
 struct HopperLinearArgs {
   TensorMapParam x_map;
   TensorMapParam w_map;
   TensorMapParam w_small_map;
-  const void* bias;  ///< n elements of the input type, or null: no bias
-  void* out;         ///< (m, n) row-major, the input type (fp32 for the fp32 kinds)
+  TensorMapParam out_map;  ///< out (m, n), box {128 / elem, 64}; read only when out_tma is 1
+  const void* bias;        ///< n elements of the input type, or null: no bias
+  void* out;               ///< (m, n) row-major, the input type (fp32 for the fp32 kinds)
   int m;
   int n;
   int k;
   float scale;
+  /// 1: the epilogue writes out through out_map with TMA stores (out 16-byte aligned and
+  /// n * elem a multiple of 16, as TMA needs); 0: straight from registers.
+  int out_tma;
 };
 
-/// Arguments of the weight preparation kernel `fusetune_prepare_weight` (TF32, 3xTF32): writes
+/// Arguments of the weight preparation kernel `fusetune_prepare_weight` (3xTF32): writes
 /// prepared[0, count) = the TF32-rounded big part of w, prepared[count, 2 count) = the
 /// TF32-rounded remainder w - big.
 struct WeightPrepArgs {

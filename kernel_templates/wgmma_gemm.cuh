@@ -13,9 +13,9 @@
 //   so the producer prefetches the next tile while the consumers finish the last; the order
 //   of tiles (raster, group) decides which operand tiles neighbouring blocks share in L2.
 //
-// Operand kinds (hopper_args.cuh): bf16 and fp16 (policy half), TF32 (policy high: fp32 data
-// rounded to TF32, x in registers and w by the weight preparation, because the tensor cores
-// would truncate), and 3xTF32 (policy highest): w is prepared once as big + small TF32 halves
+// Operand kinds (hopper_args.cuh): bf16 and fp16 (policy half), TF32 (policy high: fp32 x and
+// w, rounded to TF32 by TMA itself on the way into shared memory, because the tensor cores
+// would truncate them), and 3xTF32 (policy highest): w is prepared once as big + small TF32 halves
 // (fusetune_prepare_weight below); each consumer splits its x
 // fragments into big + small in registers and issues three products per k-step, small*big +
 // big*small + big*big, dropping small*small (about 2^-22 relative). Tensor-core accumulation
@@ -130,6 +130,30 @@ __device__ __forceinline__ unsigned cluster_rank() {
 /// Every thread of every block of the cluster: barrier with release/acquire semantics.
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
+}
+
+/// TMA store: the box at shared address `source` to the tensor `map` at (inner, outer), as one
+/// bulk async-group of this thread (commit_bulk_group closes it). Out-of-bounds parts of the
+/// box are not written.
+__device__ __forceinline__ void tma_store_2d(const TensorMapParam* map, unsigned source, int inner, int outer) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];" ::"l"(
+                   reinterpret_cast<unsigned long long>(map)),
+               "r"(inner), "r"(outer), "r"(source)
+               : "memory");
+}
+__device__ __forceinline__ void commit_bulk_group() { asm volatile("cp.async.bulk.commit_group;" ::: "memory"); }
+/// Waits until at most kPending of this thread's bulk groups still read their shared memory.
+template <int kPending>
+__device__ __forceinline__ void wait_bulk_group_reads() {
+  asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(kPending) : "memory");
+}
+/// Waits until all of this thread's bulk groups are complete.
+__device__ __forceinline__ void wait_bulk_groups() { asm volatile("cp.async.bulk.wait_group 0;" ::: "memory"); }
+/// Makes this thread's generic-proxy shared-memory writes visible to the async proxy (TMA).
+__device__ __forceinline__ void fence_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+/// Barrier `id` (1..15; 0 is __syncthreads) among `threads` threads.
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
 
 __device__ __forceinline__ void prefetch_tensor_map(const TensorMapParam* map) {
@@ -270,14 +294,79 @@ __device__ __forceinline__ float fast_fused_epilogue(float acc, float bias, floa
   }
 }
 
+/// Bias of columns (col, col + 1), col even, as fp32. `pair_loads`: the bias pointer is
+/// aligned for one load of both (a 4-byte bf16/fp16 pair, an 8-byte fp32 pair).
+template <int kOperand>
+__device__ __forceinline__ void load_bias_pair(const void* bias, int col, bool pair_loads, float& first,
+                                               float& second) {
+  if (!pair_loads) {
+    first = load_element<kOperand>(bias, col);
+    second = load_element<kOperand>(bias, col + 1);
+  } else if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
+    const unsigned bits = *reinterpret_cast<const unsigned*>(static_cast<const unsigned short*>(bias) + col);
+    const unsigned short low = bits & 0xffff, high = bits >> 16;
+    first = load_element<kOperand>(&low, 0);
+    second = load_element<kOperand>(&high, 0);
+  } else {
+    const float2 both = *reinterpret_cast<const float2*>(static_cast<const float*>(bias) + col);
+    first = both.x;
+    second = both.y;
+  }
+}
+
+/// store_slice for a slice wholly inside out with even n: every column pair is one aligned
+/// store and nothing is predicated. kBias: whether there is a bias (a branch per slice, not per
+/// pair). The bias of 8 column pairs is loaded before their stores: out may alias the bias as
+/// far as the compiler knows, so a load after a store would wait for it.
+template <int kOperand, int kTileN, bool kBias>
+__device__ __forceinline__ void store_interior_slice(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
+                                                     int row, int tile_col0, int lane) {
+  constexpr int kPairBytes = 2 * OperandTraits<kOperand>::kElementBytes;
+  constexpr int kChunkPairs = 8;
+  static_assert((kTileN / 8) % kChunkPairs == 0, "whole chunks of column pairs");
+  const bool bias_pairs = reinterpret_cast<unsigned long long>(args.bias) % kPairBytes == 0;
+  const int col0 = tile_col0 + 2 * (lane % 4);
+  const long long offset = static_cast<long long>(row) * args.n + col0;
+  const long long offset8 = offset + 8ll * args.n;
+#pragma unroll
+  for (int chunk = 0; chunk < kTileN / 8; chunk += kChunkPairs) {
+    float bias[kChunkPairs][2] = {};
+#pragma unroll
+    for (int q = 0; q < kChunkPairs; ++q)
+      if constexpr (kBias)
+        load_bias_pair<kOperand>(args.bias, col0 + 8 * (chunk + q), bias_pairs, bias[q][0], bias[q][1]);
+#pragma unroll
+    for (int q = 0; q < kChunkPairs; ++q) {
+      const int i = 4 * (chunk + q), col_in_tile = 8 * (chunk + q);
+      store_elements<kOperand>(args.out, offset + col_in_tile,
+                               fast_fused_epilogue<kOperand>(acc[i], bias[q][0], args.scale),
+                               fast_fused_epilogue<kOperand>(acc[i + 1], bias[q][1], args.scale), true, true);
+      store_elements<kOperand>(args.out, offset8 + col_in_tile,
+                               fast_fused_epilogue<kOperand>(acc[i + 2], bias[q][0], args.scale),
+                               fast_fused_epilogue<kOperand>(acc[i + 3], bias[q][1], args.scale), true, true);
+    }
+  }
+}
+
 /// Applies the fused epilogue to one consumer's accumulators of a 64-row slice and stores
 /// out. wgmma's accumulator layout: thread (warp w, lane l) holds, for i in [0, kTileN / 2),
 /// row 16 w + l / 4 + 8 ((i / 2) % 2), column 8 (i / 4) + 2 (l % 4) + i % 2.
+///
+/// The epilogue runs while this block's tensor cores wait, so its instruction count matters:
+/// slices wholly inside out (all but the edge tiles' when n is even) take store_interior_slice,
+/// with no per-element bounds checks; the edge slices take the predicated path below.
 template <int kOperand, int kTileN>
 __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
                                             int slice_row0, int tile_col0, int thread) {
   const int warp = thread / 32, lane = thread % 32;
   const int row = slice_row0 + 16 * warp + lane / 4;  // and row + 8
+  if (slice_row0 + 64 <= args.m && tile_col0 + kTileN <= args.n && args.n % 2 == 0) {
+    if (args.bias)
+      store_interior_slice<kOperand, kTileN, true>(args, acc, row, tile_col0, lane);
+    else
+      store_interior_slice<kOperand, kTileN, false>(args, acc, row, tile_col0, lane);
+    return;
+  }
   const bool row_ok = row < args.m, row8_ok = row + 8 < args.m;
   const bool aligned_pair = (args.n % 2) == 0;  // out rows start on pair boundaries
   const long long offset = static_cast<long long>(row) * args.n;
@@ -302,6 +391,88 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
   }
 }
 
+/// The TMA-store epilogue's staging: per consumer warpgroup, kStoreBuffers (a knob) buffers of
+/// one 64-row x 128-byte box of out each (64 bf16 / fp16 or 32 fp32 columns), 128-byte
+/// swizzled as the out map says (hopper_args.cuh).
+constexpr int kStoreBoxRows = 64;
+constexpr int kStoreBoxBytes = kStoreBoxRows * 128;
+
+/// The epilogue of one consumer's 64-row slice through shared memory and TMA stores
+/// (args.out_tma): for each box of the slice, the consumer's 128 threads write their fused
+/// outputs into a staging buffer, and one thread hands the box to TMA, which writes it to out
+/// (clipped at m and n) while the consumer goes on: to the next box, then to the next tile's
+/// products. Stores straight from registers instead took 14 us of a 184 us bf16 kernel
+/// (measured on the H100, bench/RESULTS.md): the tensor cores wait for them.
+/// `boxes_issued` counts this consumer's boxes so far (the same in all its threads): a buffer
+/// is written again only once TMA has read the box issued from it kStoreBuffers boxes ago.
+template <int kOperand, int kTileN, int kStoreBuffers, bool kBias>
+__device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
+                                                int slice_row0, int tile_col0, int thread, unsigned char* staging,
+                                                int barrier_id, int& boxes_issued) {
+  constexpr int kElementBytes = OperandTraits<kOperand>::kElementBytes;
+  constexpr int kBoxCols = 128 / kElementBytes;
+  constexpr int kGroupsPerBox = kBoxCols / 8;  // accumulator quads (8 columns each) per box
+  constexpr int kPairBytes = 2 * kElementBytes;
+  const int warp = thread / 32, lane = thread % 32;
+  const int row = 16 * warp + lane / 4;  // row of the box, and row + 8: the same swizzle (row % 8)
+  const bool bias_pairs = reinterpret_cast<unsigned long long>(args.bias) % kPairBytes == 0;
+#pragma unroll
+  for (int box = 0; box < kTileN / kBoxCols; ++box) {
+    const int box_col0 = tile_col0 + box * kBoxCols;
+    if (box_col0 >= args.n) break;  // the same for the whole warpgroup
+    const bool full_box = box_col0 + kBoxCols <= args.n;
+    unsigned char* buffer = staging + (boxes_issued % kStoreBuffers) * kStoreBoxBytes;
+    if (boxes_issued >= kStoreBuffers && thread == 0) wait_bulk_group_reads<kStoreBuffers - 1>();
+    named_barrier_sync(barrier_id, kWarpgroupThreads);  // the buffer is free
+#pragma unroll
+    for (int q = 0; q < kGroupsPerBox; ++q) {
+      const int i = 4 * (box * kGroupsPerBox + q);
+      const int col_in_box = 8 * q + 2 * (lane % 4);
+      const int col = box_col0 + col_in_box;
+      float bias0 = 0.0f, bias1 = 0.0f;
+      if constexpr (kBias) {
+        if (full_box) {
+          load_bias_pair<kOperand>(args.bias, col, bias_pairs, bias0, bias1);
+        } else {
+          if (col < args.n) bias0 = load_element<kOperand>(args.bias, col);
+          if (col + 1 < args.n) bias1 = load_element<kOperand>(args.bias, col + 1);
+        }
+      }
+      const float v0 = fast_fused_epilogue<kOperand>(acc[i], bias0, args.scale);
+      const float v1 = fast_fused_epilogue<kOperand>(acc[i + 1], bias1, args.scale);
+      const float v2 = fast_fused_epilogue<kOperand>(acc[i + 2], bias0, args.scale);
+      const float v3 = fast_fused_epilogue<kOperand>(acc[i + 3], bias1, args.scale);
+      // 16-byte chunk c of a row is stored at chunk c ^ (row % 8): the 8 rows a warp writes
+      // at once land in 8 different chunks, so the writes are free of bank conflicts.
+      const int byte_in_row = col_in_box * kElementBytes;
+      const int offset = ((byte_in_row / 16) ^ (row % 8)) * 16 + byte_in_row % 16;
+      unsigned char* row_address = buffer + row * 128 + offset;
+      if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
+        unsigned packed, packed8;  // cvt packs its first source into the upper half
+        if constexpr (kOperand == kOperandBf16) {
+          asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(v1), "f"(v0));
+          asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(packed8) : "f"(v3), "f"(v2));
+        } else {
+          asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(v1), "f"(v0));
+          asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(packed8) : "f"(v3), "f"(v2));
+        }
+        *reinterpret_cast<unsigned*>(row_address) = packed;
+        *reinterpret_cast<unsigned*>(row_address + 8 * 128) = packed8;
+      } else {
+        *reinterpret_cast<float2*>(row_address) = make_float2(v0, v1);
+        *reinterpret_cast<float2*>(row_address + 8 * 128) = make_float2(v2, v3);
+      }
+    }
+    fence_async_shared();
+    named_barrier_sync(barrier_id, kWarpgroupThreads);  // the box is written
+    if (thread == 0) {
+      tma_store_2d(&args.out_map, shared_address(buffer), box_col0, slice_row0);
+      commit_bulk_group();
+    }
+    ++boxes_issued;
+  }
+}
+
 // ---- 3xTF32: x fragments from shared memory, split into big and small ----
 
 /// Reads this thread's TF32 A fragment of wgmma k-step `step` from a 128B-swizzled fp32 tile
@@ -318,17 +489,6 @@ __device__ __forceinline__ void load_fragment(const unsigned char* slice, int st
   values[1] = *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_lo * 16 + byte_in_chunk);
   values[2] = *reinterpret_cast<const float*>(slice + row * 128 + chunk_hi * 16 + byte_in_chunk);
   values[3] = *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_hi * 16 + byte_in_chunk);
-}
-
-/// The A fragment rounded to TF32. (wgmma reading fp32 from shared memory would truncate to
-/// TF32 instead; truncation errs the same way for every element, and over K = 8192 that bias
-/// alone comes to several 1e-4 of relative error, at the `high` bound of 5e-4.)
-__device__ __forceinline__ void load_rounded_fragment(const unsigned char* slice, int step, int thread,
-                                                      unsigned (&rounded)[4]) {
-  float values[4];
-  load_fragment(slice, step, thread, values);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) rounded[i] = round_to_tf32(values[i]);
 }
 
 /// The A fragment split as a = big + small, both rounded to TF32 (3xTF32).
@@ -353,9 +513,11 @@ __device__ __forceinline__ void load_split_fragment(const unsigned char* slice, 
 /// tile: every block loads 1 / kClusterM of it and TMA multicasts it to all, so w is read from
 /// L2 once per cluster instead of once per block. kPingpong 0: the consumers split each tile's
 /// rows (cooperative); 1: each consumer owns whole tiles, taking turns, so one consumer's
-/// epilogue runs while the other's products keep the tensor cores busy.
+/// epilogue runs while the other's products keep the tensor cores busy. kStoreBuffers 0: the
+/// epilogue stores from registers; n > 0: through n staging buffers per consumer and TMA stores
+/// (store_slice_tma) when the host passes an out map (args.out_tma), else from registers.
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kClusterM = 1, int kPingpong = 0>
+          int kPromote, int kClusterM = 1, int kPingpong = 0, int kStoreBuffers = 0>
 __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   using Traits = OperandTraits<kOperand>;
   constexpr int kConsumerRows = kPingpong ? kTileM : kTileM / kConsumers;
@@ -368,21 +530,25 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   static_assert(kPersistent == 0 || kPersistent == 1, "persistent is 0 or 1");
   static_assert(kClusterM == 1 || kClusterM == 2, "clusters of 1 or 2 blocks along m");
   static_assert(!kPingpong || kConsumers == 2, "pingpong takes two consumers");
+  static_assert(kStoreBuffers >= 0, "store_buffers is 0 (stores from registers) or the staging buffers' count");
+  constexpr int kStagingBytesPerConsumer = kStoreBuffers * kStoreBoxBytes;
   constexpr int kTileABytes = kTileM * kTileKBytes;
   constexpr int kTileBBytes = kTileN * kTileKBytes;
   constexpr int kStageBytes = kTileABytes + Traits::kWeightTiles * kTileBBytes;
   constexpr int kSharedRows = kTileN / kClusterM;  // rows of each w tile one block loads for its cluster
   static_assert(kSharedRows % 8 == 0, "each block's share of a w tile is whole 8-row swizzle atoms");
 
-  // Shared memory: [A stages][B stages][B small stages (3xTF32)][full barriers][empty
-  // barriers], the tiles 1024-byte aligned as the 128-byte swizzle requires.
+  // Shared memory: [A stages][B stages][B small stages (3xTF32)][epilogue staging, per
+  // consumer][full barriers][empty barriers], the tiles and staging buffers 1024-byte aligned
+  // as the 128-byte swizzle requires. The search spaces' smem_bytes must match this layout.
   extern __shared__ unsigned char shared_raw[];
   unsigned char* shared = reinterpret_cast<unsigned char*>((reinterpret_cast<unsigned long long>(shared_raw) + 1023) &
                                                            ~static_cast<unsigned long long>(1023));
   unsigned char* tiles_a = shared;
   unsigned char* tiles_b = shared + kStages * kTileABytes;
   unsigned char* tiles_b_small = tiles_b + kStages * kTileBBytes;  // 3xTF32 only
-  unsigned long long* full = reinterpret_cast<unsigned long long*>(shared + kStages * kStageBytes);
+  unsigned char* staging = shared + kStages * kStageBytes;         // kStagingBytesPerConsumer per consumer
+  unsigned long long* full = reinterpret_cast<unsigned long long*>(staging + kConsumers * kStagingBytesPerConsumer);
   unsigned long long* empty = full + kStages;
   // Pingpong: order[c] completes a phase each time the other consumer has issued its last
   // products of a tile. A consumer starts its tile only then, which keeps the two mainloops
@@ -405,6 +571,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
     fence_barrier_init();
     prefetch_tensor_map(&args.x_map);
     prefetch_tensor_map(&args.w_map);
+    if (kStoreBuffers > 0 && args.out_tma) prefetch_tensor_map(&args.out_map);
     if constexpr (kSplit) prefetch_tensor_map(&args.w_small_map);
   }
   // The peer's barriers must be initialised before any multicast or remote arrival.
@@ -483,8 +650,6 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
     };
     float acc[kSlices][kTileN / 2];
     float total[kSplit ? kSlices : 1][kSplit ? kTileN / 2 : 1];  // 3xTF32: the promoted fp32 sums
-    constexpr bool kRoundedA = kOperand == kOperandTf32;
-    unsigned tf32_fragments[2][kRoundedA ? kSlices : 1][kKSteps][4];  // TF32: rounded x, double-buffered
 #pragma unroll
     for (int j = 0; j < kSlices; ++j)
 #pragma unroll
@@ -494,6 +659,9 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
     unsigned phase = 0;
     int turn = 0;         // pingpong: tiles seen by this block so far; tile `turn` belongs to consumer turn % 2
     int order_waits = 0;  // pingpong: phases of order[consumer] waited for
+    unsigned char* consumer_staging = staging + consumer * kStagingBytesPerConsumer;
+    const int barrier_id = 1 + consumer;  // named barrier of this consumer warpgroup's epilogue
+    int boxes_issued = 0;                 // TMA-store epilogue: boxes of out handed to TMA so far
     for (int t = first_tile; t < tiles; t += tile_step) {
       if constexpr (kPingpong) {
         const int mine = turn++ % kConsumers == consumer;
@@ -515,26 +683,14 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           for (int i = 0; i < kTileN / 2; ++i) total[j][i] = 0.0f;
       }
       int previous_stage = -1;
-      // One k-block; `buffer` (0 or 1, a literal at both calls) picks the register set of the
-      // TF32 A fragments, which alternate so that the next k-block's fragments never overwrite
-      // ones a pending wgmma still reads.
-      auto k_block = [&](int kb, int buffer) {
+      auto k_block = [&](int kb) {
         mbarrier_wait(shared_address(&full[stage]), phase);
         const unsigned a_stage = shared_address(tiles_a + stage * kTileABytes) + consumer_row0 * kTileKBytes;
         const unsigned b_stage = shared_address(tiles_b + stage * kTileBBytes);
-        const unsigned char* a_tile = tiles_a + stage * kTileABytes + consumer_row0 * kTileKBytes;  // a_stage, generic
         if constexpr (!kSplit) {
-          // TF32: x rounded in registers (w was rounded by fusetune_prepare_weight) and read by
-          // the register-A form of wgmma; bf16 / fp16: both operands from shared memory.
-          unsigned(&fragments)[kRoundedA ? kSlices : 1][kKSteps][4] =
-              tf32_fragments[buffer];  // a constant once inlined
-          if constexpr (kRoundedA) {
-#pragma unroll
-            for (int j = 0; j < kSlices; ++j)
-#pragma unroll
-              for (int step = 0; step < kKSteps; ++step)
-                load_rounded_fragment(a_tile + j * 64 * kTileKBytes, step, thread, fragments[j][step]);
-          }
+          // bf16 / fp16 / TF32: both operands from shared memory. (For TF32 the host encodes
+          // the tensor maps with TMA's TF32 type, so TMA rounds x and w to TF32 on the way in:
+          // the tensor cores would otherwise truncate them, see hopper_args.cuh.)
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
           wgmma_fence();
@@ -542,25 +698,15 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           for (int step = 0; step < kKSteps; ++step) {
 #pragma unroll
             for (int j = 0; j < kSlices; ++j) {
-              const unsigned long long b_descriptor = matrix_descriptor(b_stage + step * kMmaKBytes);
-              if constexpr (kRoundedA)
-                wgmma_rs_tf32<kTileN>(acc[j], fragments[j][step], b_descriptor, kb > 0 || step > 0);
-              else
-                wgmma_ss<kOperand, kTileN>(acc[j],
-                                           matrix_descriptor(a_stage + j * 64 * kTileKBytes + step * kMmaKBytes),
-                                           b_descriptor, kb > 0 || step > 0);
+              wgmma_ss<kOperand, kTileN>(acc[j], matrix_descriptor(a_stage + j * 64 * kTileKBytes + step * kMmaKBytes),
+                                         matrix_descriptor(b_stage + step * kMmaKBytes), kb > 0 || step > 0);
             }
           }
           wgmma_commit();
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
           // The group of the previous k-block is done once at most this one is pending: its
-          // stage can be refilled while this one computes (and for TF32, its fragment buffer
-          // reloaded). ptxas cannot tell the two TF32 buffers apart and serializes those wgmma
-          // (warning C7513); measured on the H100 that still beat the alternatives: waiting
-          // for each k-block's own products (1.25x cuBLAS TF32 against 1.21x), or rounding x
-          // in shared memory by the producer's idle warps for the shared-memory form (1.44x:
-          // the extra shared-memory traffic), see bench/RESULTS.md.
+          // stage can be refilled while this one computes.
           wgmma_wait<1>();
           if (previous_stage >= 0) release_stage(previous_stage);
         } else {
@@ -569,6 +715,8 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           // All fragments of the k-block first: wgmma reads its A registers asynchronously, so
           // none may be written between the fence and the wait.
           unsigned big[kSlices][kKSteps][4], small[kSlices][kKSteps][4];
+          const unsigned char* a_tile =
+              tiles_a + stage * kTileABytes + consumer_row0 * kTileKBytes;  // a_stage, generic
 #pragma unroll
           for (int j = 0; j < kSlices; ++j)
 #pragma unroll
@@ -609,9 +757,11 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           phase ^= 1;
         }
       };
+      // Two k-blocks per iteration: measured on the H100, the single-k-block loop made the
+      // pingpong configs 10% slower (bench/RESULTS.md, session 4).
       for (int kb = 0; kb < k_blocks; kb += 2) {
-        k_block(kb, 0);
-        if (kb + 1 < k_blocks) k_block(kb + 1, 1);
+        k_block(kb);
+        if (kb + 1 < k_blocks) k_block(kb + 1);
       }
       if constexpr (kPingpong)
         if (thread == 0) mbarrier_arrive(shared_address(&order[(consumer + 1) % kConsumers]));
@@ -620,14 +770,33 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         release_stage(previous_stage);
       }
       const int row0 = (tile_row * kClusterM + static_cast<int>(rank)) * kTileM + consumer_row0;
+      auto epilogue = [&](const float(&result)[kTileN / 2], int slice_row0) {
+        if constexpr (kStoreBuffers > 0) {
+          if (args.out_tma) {
+            if (args.bias)
+              store_slice_tma<kOperand, kTileN, kStoreBuffers, true>(
+                  args, result, slice_row0, tile_col * kTileN, thread, consumer_staging, barrier_id, boxes_issued);
+            else
+              store_slice_tma<kOperand, kTileN, kStoreBuffers, false>(
+                  args, result, slice_row0, tile_col * kTileN, thread, consumer_staging, barrier_id, boxes_issued);
+            return;
+          }
+        }
+        store_slice<kOperand, kTileN>(args, result, slice_row0, tile_col * kTileN, thread);
+      };
 #pragma unroll
       for (int j = 0; j < kSlices; ++j) {
+        const int slice_row0 = row0 + j * 64;
+        if (slice_row0 >= args.m) break;  // a cluster or consumer slice past m (the same for the warpgroup)
         if constexpr (kSplit)
-          store_slice<kOperand, kTileN>(args, total[j], row0 + j * 64, tile_col * kTileN, thread);
+          epilogue(total[j], slice_row0);
         else
-          store_slice<kOperand, kTileN>(args, acc[j], row0 + j * 64, tile_col * kTileN, thread);
+          epilogue(acc[j], slice_row0);
       }
     }
+    // The staging buffers must outlive TMA's reads of them, and out must be written before
+    // the kernel ends.
+    if (kStoreBuffers > 0 && args.out_tma && thread == 0) wait_bulk_groups();
   }
   // No block may leave while a peer can still multicast into its shared memory or arrive on
   // its barriers.

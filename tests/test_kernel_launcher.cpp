@@ -72,6 +72,16 @@ TEST(KernelLauncher, SpecsCarryTheContractTheBoxesAndTheGeometry) {
   EXPECT_EQ(spec.tile_n, 128);
   EXPECT_EQ(spec.geometry.threads, 384);
   EXPECT_EQ(spec.geometry.grid_x, 100);  // persistent: min(8 * 64 tiles, sm_count)
+  EXPECT_EQ(spec.tma_operand_type, TmaOperandType::kNative);
+  EXPECT_FALSE(spec.tma_store);  // store_buffers 0, its first value
+  EXPECT_TRUE(make_launch_spec(bf16, wgmma_config(bf16, {{"store_buffers", 2}}), shape, limits).tma_store);
+
+  // TF32: TMA rounds x and w through TF32 maps; no weight preparation, no TMA-store knob.
+  const SearchSpace tf32 = load_search_space("wgmma_tf32");
+  const LaunchSpec tf32_spec = make_launch_spec(tf32, wgmma_config(tf32), {1024, 8192, 8192}, limits);
+  EXPECT_EQ(tf32_spec.tma_operand_type, TmaOperandType::kTf32);
+  EXPECT_EQ(tf32_spec.weight_prep, WeightPrep::kNone);
+  EXPECT_FALSE(tf32_spec.tma_store);
 
   const SearchSpace ffma = load_search_space("ffma");
   const LaunchSpec plain = make_launch_spec(ffma, ffma.make_config(universal_knobs("ffma")), {7, 9, 11}, limits);
@@ -90,12 +100,16 @@ TEST(KernelLauncher, SpecsRoundTripThroughTheWorkerProtocol) {
   LaunchSpec spec;
   spec.contract = LaunchContract::kTensorMap;
   spec.weight_prep = WeightPrep::kTf32Split;
+  spec.tma_operand_type = TmaOperandType::kTf32;
+  spec.tma_store = true;
   spec.tile_m = 256;
   spec.tile_n = 64;
   spec.geometry = LaunchGeometry{384, 200000, 132, 1, 1};
   const LaunchSpec back = launch_spec_from_json(nlohmann::json::parse(launch_spec_to_json(spec).dump()));
   EXPECT_EQ(back.contract, spec.contract);
   EXPECT_EQ(back.weight_prep, spec.weight_prep);
+  EXPECT_EQ(back.tma_operand_type, TmaOperandType::kTf32);
+  EXPECT_TRUE(back.tma_store);
   EXPECT_EQ(back.tile_m, 256);
   EXPECT_EQ(back.tile_n, 64);
   EXPECT_EQ(back.geometry.threads, 384);

@@ -234,8 +234,9 @@ TEST(SearchSpace, LaunchContractAndWeightPrepAreRead) {
 
 /// What wgmma_gemm.cuh expects of every config (see kernel_templates/hopper_args.cuh and the
 /// search spaces' constraints): whole m64 rows per consumer warpgroup, accumulators that fit,
-/// one producer warpgroup, the shared-memory ring formula, a persistent grid of at most one
-/// block per SM, and TMA's 16-byte row strides.
+/// one producer warpgroup, the shared-memory formula (ring plus the TMA-store epilogue's
+/// staging: kStoreBuffers 8 KB boxes per consumer), a persistent grid of at most one block per
+/// SM, TMA's 16-byte row strides, and which families round through TF32 maps or prepare w.
 TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
   DeviceLimits h100;
   const ProblemShape headline = headline_shape();
@@ -243,18 +244,24 @@ TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
     std::string name;
     Dtype dtype;
     Policy policy;
-    bool split;     ///< 3xTF32: three products, a promoted accumulator
-    bool prepared;  ///< reads the weight as fusetune_prepare_weight rounded it (TF32 kinds)
+    bool split;      ///< 3xTF32: three products, a promoted accumulator
+    bool prepared;   ///< reads the big/small halves fusetune_prepare_weight wrote (3xTF32)
+    bool tf32_maps;  ///< TMA rounds x and w to TF32 (TF32)
+    bool tma_store;  ///< has the store_buffers knob (16-bit outputs)
   };
-  for (const Family& family : {Family{"wgmma_bf16", Dtype::kBFloat16, Policy::kHalf, false, false},
-                               Family{"wgmma_fp16", Dtype::kFloat16, Policy::kHalf, false, false},
-                               Family{"wgmma_tf32", Dtype::kFloat32, Policy::kHigh, false, true},
-                               Family{"wgmma_3xtf32", Dtype::kFloat32, Policy::kHighest, true, true}}) {
+  for (const Family& family : {Family{"wgmma_bf16", Dtype::kBFloat16, Policy::kHalf, false, false, false, true},
+                               Family{"wgmma_fp16", Dtype::kFloat16, Policy::kHalf, false, false, false, true},
+                               Family{"wgmma_tf32", Dtype::kFloat32, Policy::kHigh, false, false, true, false},
+                               Family{"wgmma_3xtf32", Dtype::kFloat32, Policy::kHighest, true, true, false, false}}) {
     SCOPED_TRACE(family.name);
     const SearchSpace space = SearchSpace::load(source_path("search_spaces/" + family.name + ".json"));
     EXPECT_EQ(space.family(), family.name);
     EXPECT_EQ(space.launch(), LaunchContract::kTensorMap);
     EXPECT_EQ(space.weight_prep(), family.prepared ? WeightPrep::kTf32Split : WeightPrep::kNone);
+    EXPECT_EQ(space.tma_operand_type(), family.tf32_maps ? TmaOperandType::kTf32 : TmaOperandType::kNative);
+    EXPECT_EQ(space.has_knob("store_buffers"), family.tma_store);
+    ASSERT_EQ(space.template_args().size(), 12u);  // fused_linear's parameters, kStoreBuffers last
+    EXPECT_EQ(space.template_args()[11].knob, family.tma_store ? "store_buffers" : "");
     EXPECT_TRUE(space.supports(family.dtype, family.policy));
     ASSERT_GE(space.template_args().size(), 9u);
     EXPECT_EQ(space.template_args()[0].knob, "");                             // the operand kind, a constant
@@ -276,7 +283,9 @@ TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
       EXPECT_LE(rows * tile_n / 128, accumulator_cap) << config.name;
       const LaunchGeometry geometry = space.launch_geometry(config, headline, h100);
       EXPECT_EQ(geometry.threads, 128 * (consumers + 1)) << config.name;
-      EXPECT_EQ(geometry.smem_bytes, stages * 128 * (tile_m + (family.split ? 2 : 1) * tile_n) + 2048) << config.name;
+      const std::int64_t staging = family.tma_store ? consumers * config.knob("store_buffers") * 8192 : 0;
+      EXPECT_EQ(geometry.smem_bytes, stages * 128 * (tile_m + (family.split ? 2 : 1) * tile_n) + 2048 + staging)
+          << config.name;
       const std::int64_t tiles = (headline.m + tile_m - 1) / tile_m * ((headline.n + tile_n - 1) / tile_n);
       EXPECT_EQ(geometry.grid_x, config.knob("persistent") ? std::min<std::int64_t>(tiles, h100.sm_count) : tiles)
           << config.name;
@@ -444,6 +453,13 @@ std::vector<Defect> defects() {
          d["dtypes"] = {"bf16"};
        },
        "weight_prep 'tf32_split' splits fp32 weights"},
+      {"unknown_tma_operand_type", [](json& d) { d["tma_operand_type"] = "fp8"; }, "unknown tma_operand_type 'fp8'"},
+      {"tf32_maps_of_a_plain_launch",
+       [](json& d) {
+         d["tma_operand_type"] = "tf32";
+         d["dtypes"] = {"fp32"};
+       },
+       "tma_operand_type 'tf32' describes TMA maps"},
       {"template_arg_unqualified_constant", [](json& d) { d["template_args"].push_back("kOperandBf16"); },
        "template_args names 'kOperandBf16', which is not a knob"},
       {"template_arg_fraction", [](json& d) { d["template_args"].push_back(1.5); },

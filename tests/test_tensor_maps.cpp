@@ -39,6 +39,11 @@ TEST(TensorMaps, OperandProblemsAreFoundBeforeTheDriver) {
   key = good;
   key.rows = 0;
   EXPECT_NE(operand_map_problem(key).find("outside"), std::string::npos);
+  key = good;
+  key.round_to_tf32 = true;  // TMA's TF32 type describes fp32 data only
+  EXPECT_NE(operand_map_problem(key).find("TF32 rounding applies to fp32"), std::string::npos);
+  key.dtype = Dtype::kFloat32;
+  EXPECT_EQ(operand_map_problem(key), "");
 }
 
 TEST(TensorMaps, ABadOperandIsAUsageErrorWithoutTouchingTheDriver) {

@@ -17,6 +17,13 @@ KnobValues wgmma_128x256(int group) {
           {"persistent", 1}, {"raster", 0},   {"group", group}, {"pingpong", 0}};
 }
 
+/// The same with the 16-bit families' TMA-store epilogue (two staging buffers per consumer).
+KnobValues wgmma_128x256_tma_store(int group) {
+  KnobValues knobs = wgmma_128x256(group);
+  knobs["store_buffers"] = 2;
+  return knobs;
+}
+
 }  // namespace
 
 std::optional<FamilyKnobs> default_knobs(const ProblemShape& shape, int cc_major, int cc_minor) {
@@ -37,10 +44,10 @@ std::optional<FamilyKnobs> default_knobs(const ProblemShape& shape, int cc_major
   if (shape.dtype == Dtype::kFloat32 && shape.policy == Policy::kHigh)
     return FamilyKnobs{"wgmma_tf32", wgmma_128x256(8)};  // wgmma_tf32_m128_n256_s4_c2_p1_r0_g8_pp0
   if (shape.dtype == Dtype::kBFloat16)
-    return FamilyKnobs{"wgmma_bf16", wgmma_128x256(16)};  // wgmma_bf16_m128_n256_s4_c2_p1_r0_g16_pp0
+    return FamilyKnobs{"wgmma_bf16", wgmma_128x256_tma_store(16)};  // wgmma_bf16_m128_n256_s4_c2_p1_r0_g16_pp0_sb2
   if (shape.dtype == Dtype::kFloat16)
     // Not tuned separately: fp16 runs the same instructions at the same rate as bf16.
-    return FamilyKnobs{"wgmma_fp16", wgmma_128x256(16)};
+    return FamilyKnobs{"wgmma_fp16", wgmma_128x256_tma_store(16)};
   return std::nullopt;
 }
 

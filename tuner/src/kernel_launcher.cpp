@@ -17,6 +17,8 @@ namespace {
 constexpr int kPrepareThreads = 256;
 /// Blocks of the preparation's grid-stride loop at most: enough to fill any GPU.
 constexpr long long kPrepareMaxBlocks = 8192;
+/// Rows of the out box of the TMA-store epilogue (wgmma_gemm.cuh's kStoreBoxRows).
+constexpr int kStoreBoxRows = 64;
 
 /// Same pointers and the same scale bits (0.0 and -0.0 differ in the output's sign of zero).
 bool same_operands(const LaunchOperands& a, const LaunchOperands& b) {
@@ -31,10 +33,12 @@ LaunchSpec make_launch_spec(const SearchSpace& space, const KernelConfig& config
   LaunchSpec spec;
   spec.contract = space.launch();
   spec.weight_prep = space.weight_prep();
+  spec.tma_operand_type = space.tma_operand_type();
   spec.geometry = space.launch_geometry(config, shape, limits);
   if (spec.contract == LaunchContract::kTensorMap) {
     spec.tile_m = int(config.knob("tile_m"));
     spec.tile_n = int(config.knob("tile_n"));
+    spec.tma_store = space.has_knob("store_buffers") && config.knob("store_buffers") > 0;
   }
   return spec;
 }
@@ -64,9 +68,13 @@ LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, c
     w_small = static_cast<const float*>(operands.prepared_w) + shape.n * shape.k;
   }
   HopperLinearArgs& args = plan.hopper;
-  args.x_map = maps.get({operands.x, shape.m, shape.k, shape.dtype, spec.tile_m});
-  args.w_map = maps.get({w_big, shape.n, shape.k, shape.dtype, spec.tile_n});
-  args.w_small_map = maps.get({w_small, shape.n, shape.k, shape.dtype, spec.tile_n});
+  const bool tf32 = spec.tma_operand_type == TmaOperandType::kTf32;
+  args.x_map = maps.get({operands.x, shape.m, shape.k, shape.dtype, spec.tile_m, tf32});
+  args.w_map = maps.get({w_big, shape.n, shape.k, shape.dtype, spec.tile_n, tf32});
+  args.w_small_map = maps.get({w_small, shape.n, shape.k, shape.dtype, spec.tile_n, tf32});
+  const OperandMapKey out_key{operands.out, shape.m, shape.n, shape.dtype, kStoreBoxRows};
+  args.out_tma = spec.tma_store && operand_map_problem(out_key).empty() ? 1 : 0;
+  if (args.out_tma) args.out_map = maps.get(out_key);
   args.bias = operands.bias;
   args.out = operands.out;
   args.m = int(shape.m);

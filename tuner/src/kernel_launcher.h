@@ -22,9 +22,13 @@ namespace fusetune {
 struct LaunchSpec {
   LaunchContract contract = LaunchContract::kPlain;
   WeightPrep weight_prep = WeightPrep::kNone;
+  TmaOperandType tma_operand_type = TmaOperandType::kNative;  ///< element type of the x and w maps
   LaunchGeometry geometry;
   int tile_m = 0;  ///< rows of the x box (tensor_map only)
   int tile_n = 0;  ///< rows of the w box (tensor_map only)
+  /// The config's epilogue can write out with TMA stores (a "store_buffers" knob above 0);
+  /// each plan then gives it an out map where TMA can describe out.
+  bool tma_store = false;
 };
 /// The spec of `config` of `space` for `shape` on a device with `limits`.
 LaunchSpec make_launch_spec(const SearchSpace& space, const KernelConfig& config, const ProblemShape& shape,
@@ -50,7 +54,9 @@ struct LaunchPlan {
   HopperLinearArgs hopper{};  ///< kTensorMap
 };
 /// Builds the plan. Throws UsageError if a tensor-map operand cannot be described (misaligned
-/// pointer, row stride not a multiple of 16 bytes) or a needed prepared weight is null.
+/// pointer, row stride not a multiple of 16 bytes) or a needed prepared weight is null. An
+/// output TMA cannot describe (n * elem not a multiple of 16 bytes, out not 16-byte aligned)
+/// is no error: the epilogue then stores from registers (out_tma = 0).
 LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, const LaunchOperands& operands,
                             TensorMapCache& maps);
 

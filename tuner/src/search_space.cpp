@@ -208,8 +208,8 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
   const FileReader reader(origin);
   const json document = reader.parse(json_text);
   reader.check_fields(document, "the top level",
-                      {"family", "description", "template", "entry", "launch", "weight_prep", "dtypes", "policies",
-                       "knobs", "template_args", "derived", "constraints", "shape_constraints"});
+                      {"family", "description", "template", "entry", "launch", "weight_prep", "tma_operand_type",
+                       "dtypes", "policies", "knobs", "template_args", "derived", "constraints", "shape_constraints"});
   const std::string top = "the top level";
 
   SearchSpace space;
@@ -363,6 +363,16 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
   } else if (!prep.empty() && prep != "none") {
     reader.fail("unknown weight_prep '" + prep + "'", "use \"none\" or \"tf32_split\"");
   }
+  const std::string tma_type = reader.string_field(document, "tma_operand_type", top, false);
+  if (tma_type == "tf32") {
+    space.tma_operand_type_ = TmaOperandType::kTf32;
+    if (space.launch_ != LaunchContract::kTensorMap)
+      reader.fail("tma_operand_type 'tf32' describes TMA maps", "use it with launch \"tensor_map\"");
+    if (space.dtypes_ != std::vector<Dtype>{Dtype::kFloat32})
+      reader.fail("tma_operand_type 'tf32' rounds fp32 operands", "make dtypes [\"fp32\"]");
+  } else if (!tma_type.empty() && tma_type != "native") {
+    reader.fail("unknown tma_operand_type '" + tma_type + "'", "use \"native\" or \"tf32\"");
+  }
 
   // Expressions: constraints and block sizes see knobs; the grid and shape constraints
   // also see m, n, k.
@@ -422,6 +432,10 @@ SearchSpace SearchSpace::parse(const std::string& json_text, const std::string& 
 bool SearchSpace::supports(Dtype dtype, Policy policy) const {
   return std::find(dtypes_.begin(), dtypes_.end(), dtype) != dtypes_.end() &&
          std::find(policies_.begin(), policies_.end(), policy) != policies_.end();
+}
+
+bool SearchSpace::has_knob(const std::string& name) const {
+  return std::any_of(knobs_.begin(), knobs_.end(), [&](const KnobSpec& knob) { return knob.name == name; });
 }
 
 void SearchSpace::check_knobs(const KnobValues& knobs) const {

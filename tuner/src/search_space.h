@@ -28,6 +28,11 @@ enum class LaunchContract {
   kTensorMap,  ///< "tensor_map": HopperLinearArgs, TMA tensor maps of x and w (the wgmma families)
 };
 
+/// Element type of the TMA maps of x and w (the search space's "tma_operand_type"): the
+/// operands' own dtype, or for fp32 operands TMA's TF32 type, which makes TMA round each
+/// element to TF32 (to nearest) as it loads it (the TF32 family: the tensor cores would truncate).
+enum class TmaOperandType { kNative, kTf32 };
+
 /// One-time preparation of the weight that a family needs (the search space's "weight_prep").
 enum class WeightPrep {
   kNone,       ///< "none": the kernel reads w as it is
@@ -80,6 +85,9 @@ class SearchSpace {
   const std::vector<TemplateArg>& template_args() const { return template_args_; }
   LaunchContract launch() const { return launch_; }
   WeightPrep weight_prep() const { return weight_prep_; }
+  TmaOperandType tma_operand_type() const { return tma_operand_type_; }
+  /// Whether the family declares a knob called `name`.
+  bool has_knob(const std::string& name) const;
   const std::vector<KnobSpec>& knobs() const { return knobs_; }
   const std::string& content_hash() const { return content_hash_; }  ///< hash of the file bytes
   const std::vector<ConstraintSpec>& constraints() const { return constraints_; }
@@ -126,6 +134,7 @@ class SearchSpace {
   std::vector<TemplateArg> template_args_;
   LaunchContract launch_ = LaunchContract::kPlain;
   WeightPrep weight_prep_ = WeightPrep::kNone;
+  TmaOperandType tma_operand_type_ = TmaOperandType::kNative;
   std::vector<KnobSpec> knobs_;
   std::map<std::string, std::string> derived_;  ///< threads, smem_bytes, grid_x/y/z -> expression
   std::vector<ConstraintSpec> constraints_;

@@ -79,6 +79,8 @@ std::string operand_map_problem(const OperandMapKey& key) {
            " bytes is not a multiple of 16, as TMA needs";
   if (key.box_rows < 1 || key.box_rows > kMaxBoxRows)
     return "box rows " + std::to_string(key.box_rows) + " outside TMA's [1, 256]";
+  if (key.round_to_tf32 && key.dtype != Dtype::kFloat32)
+    return std::string("TF32 rounding applies to fp32 operands, not ") + std::string(to_string(key.dtype));
   return "";
 }
 
@@ -93,8 +95,9 @@ TensorMapParam encode_operand_map(const OperandMapKey& key) {
   const cuuint32_t element_strides[2] = {1, 1};
   CUtensorMap map;
   std::memset(&map, 0, sizeof map);
-  const CUresult result = encode(&map, tma_type(key.dtype), 2, const_cast<void*>(key.data), dims, strides, box,
-                                 element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+  const CUtensorMapDataType type = key.round_to_tf32 ? CU_TENSOR_MAP_DATA_TYPE_TFLOAT32 : tma_type(key.dtype);
+  const CUresult result = encode(&map, type, 2, const_cast<void*>(key.data), dims, strides, box, element_strides,
+                                 CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                  CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (result != CUDA_SUCCESS)
     throw CudaError("cuTensorMapEncodeTiled failed with CUresult " + std::to_string(int(result)) + " for a " +

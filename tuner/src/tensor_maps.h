@@ -20,22 +20,26 @@ std::size_t element_bytes(Dtype dtype);
 
 /// One operand as a TMA map sees it: a row-major (rows, k) matrix of `dtype` at `data`, read
 /// in boxes of 128 bytes of k by `box_rows` rows, 128-byte swizzled, zero-filled past its edges.
+/// (The output is described the same way, with n in place of k, for TMA stores.)
 struct OperandMapKey {
   const void* data = nullptr;
   std::int64_t rows = 0;
   std::int64_t k = 0;
   Dtype dtype = Dtype::kFloat32;
   int box_rows = 0;
+  /// fp32 only: TMA's TF32 element type, so TMA rounds every element to TF32 as it loads it.
+  bool round_to_tf32 = false;
   friend auto operator<=>(const OperandMapKey&, const OperandMapKey&) = default;
 };
 
 /// "" if TMA can describe the operand, else why not (the pointer is
 /// not 16-byte aligned, the row stride k * elem is not a multiple of 16 bytes, box rows not in
-/// [1, 256], empty dimensions). Needs no GPU.
+/// [1, 256], empty dimensions, TF32 rounding of a non-fp32 operand). Needs no GPU.
 std::string operand_map_problem(const OperandMapKey& key);
 
 /// Encodes the map: dims {k, rows}, strides {k * elem} bytes, box {128 / elem, box_rows},
-/// element strides {1, 1}, no interleave, 128-byte swizzle, L2 promotion 256 B, zero fill.
+/// element strides {1, 1}, no interleave, 128-byte swizzle, L2 promotion 256 B, zero fill;
+/// element type the dtype's, or TFLOAT32 when round_to_tf32.
 /// Throws UsageError when operand_map_problem() names a problem, CudaError when the driver
 /// entry point is missing or the driver rejects the map.
 TensorMapParam encode_operand_map(const OperandMapKey& key);

@@ -61,6 +61,8 @@ json launch_spec_to_json(const LaunchSpec& spec) {
   const LaunchGeometry& geometry = spec.geometry;
   return {{"contract", spec.contract == LaunchContract::kTensorMap ? "tensor_map" : "plain"},
           {"weight_prep", spec.weight_prep == WeightPrep::kTf32Split ? "tf32_split" : "none"},
+          {"tma_operand_type", spec.tma_operand_type == TmaOperandType::kTf32 ? "tf32" : "native"},
+          {"tma_store", spec.tma_store},
           {"tile_m", spec.tile_m},
           {"tile_n", spec.tile_n},
           {"geometry",
@@ -77,6 +79,9 @@ LaunchSpec launch_spec_from_json(const json& j) {
       j.at("contract").get<std::string>() == "tensor_map" ? LaunchContract::kTensorMap : LaunchContract::kPlain;
   spec.weight_prep =
       j.at("weight_prep").get<std::string>() == "tf32_split" ? WeightPrep::kTf32Split : WeightPrep::kNone;
+  spec.tma_operand_type =
+      j.at("tma_operand_type").get<std::string>() == "tf32" ? TmaOperandType::kTf32 : TmaOperandType::kNative;
+  spec.tma_store = j.at("tma_store").get<bool>();
   spec.tile_m = j.at("tile_m").get<int>();
   spec.tile_n = j.at("tile_n").get<int>();
   spec.geometry = geometry_from_json(j.at("geometry"));
