@@ -64,11 +64,11 @@ __global__ void __launch_bounds__(128 * (kConsumers + 1), 1)
 }
 #endif
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kPingpong>
+          int kPromote, int kPingpong, int kStoreBuffers = 2>
 __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(128 * (kConsumers + 1), 1)
     probe_kernel_cluster2(const __grid_constant__ HopperLinearArgs args) {
   fusetune::wgmma::fused_linear<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
-                                2, kPingpong>(args);
+                                2, kPingpong, kStoreBuffers>(args);
 }
 
 __global__ void widen_bf16(const unsigned short* in, double* out, float* out32, long long count) {
@@ -183,7 +183,7 @@ void run_config(const Problem& p, float baseline_ms) {
   auto kernel = kClusterM == 1 ? probe_kernel<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster,
                                               kGroup, kPromote, kPingpong, kStoreBuffers>
                                : probe_kernel_cluster2<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent,
-                                                       kRaster, kGroup, kPromote, kPingpong>;
+                                                       kRaster, kGroup, kPromote, kPingpong, kStoreBuffers>;
 #ifdef FUSETUNE_PROBE_OLD
   if (kVariant == kOld)
     kernel = probe_kernel_old<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
@@ -325,27 +325,18 @@ int main(int argc, char** argv) {
               2.0 * m * n * (double)k / (bf16_ms * 1e9), tf32_ms, sgemm_ms);
 
   using namespace fusetune;
+  // The sm_90 defaults (tuner/src/default_configs.cpp) and their neighbours; cl2 runs a 2-block
+  // cluster with TMA multicast of w (measured 2.5x slower, bench/RESULTS.md; cause not found).
   std::printf("-- bf16 (baseline cuBLAS bf16 GEMM alone)\n");
-  for (int rep = 0; rep < 2; ++rep) {
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kOld>(p, bf16_ms);
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNewRegisterStores>(p, bf16_ms);
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 1>(p, bf16_ms);
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 128, 256, 3, 2, 1, 0, 16, 0, 1, 0, kNew, 4>(p, bf16_ms);
-  }
-  run_config<kOperandBf16, 128, 128, 6, 2, 1, 0, 8, 0, 1, 1, kOld>(p, bf16_ms);
-  run_config<kOperandBf16, 128, 128, 5, 2, 1, 0, 8, 0, 1, 1, kNew, 2>(p, bf16_ms);
-  run_config<kOperandBf16, 128, 128, 4, 2, 1, 0, 8, 0, 1, 1, kNew, 4>(p, bf16_ms);
+  run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kNew, 2>(p, bf16_ms);
+  run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kNewRegisterStores, 2>(p, bf16_ms);
+  run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 2>(p, bf16_ms);
+  run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 2, 0, kNew, 2>(p, bf16_ms);
   std::printf("-- TF32 (baseline cuBLAS TF32 GEMM alone)\n");
-  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
-  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 1>(p, tf32_ms);
-  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2>(p, tf32_ms);
-  run_config<kOperandTf32, 128, 256, 3, 2, 1, 0, 8, 0, 1, 0, kNew, 4>(p, tf32_ms);
-  run_config<kOperandTf32, 128, 256, 3, 2, 1, 0, 8, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
-  run_config<kOperandTf32, 128, 128, 5, 2, 1, 0, 8, 0, 1, 1, kNewRegisterStores>(p, tf32_ms);
-  run_config<kOperandTf32, 128, 128, 4, 2, 1, 0, 8, 0, 1, 1, kNew, 4>(p, tf32_ms);
+  run_config<kOperandTf32, 256, 128, 4, 2, 1, 0, 4, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
+  run_config<kOperandTf32, 256, 128, 4, 2, 1, 0, 4, 0, 1, 0, kNewTruncating>(p, tf32_ms);
+  run_config<kOperandTf32, 256, 128, 4, 2, 1, 0, 4, 0, 2, 0, kNewRegisterStores>(p, tf32_ms);
   std::printf("-- 3xTF32 (baseline cuBLAS SGEMM alone; target <= 0.40 x eager)\n");
-  run_config<kOperandTf32x3, 128, 128, 3, 2, 0, 0, 4, 4, 1, 0, kNewRegisterStores>(p, sgemm_ms);
-  run_config<kOperandTf32x3, 128, 128, 3, 2, 0, 0, 4, 4, 1, 0, kNew, 4>(p, sgemm_ms);
+  run_config<kOperandTf32x3, 128, 128, 4, 2, 1, 0, 8, 8, 1, 0, kNewRegisterStores>(p, sgemm_ms);
   return 0;
 }
