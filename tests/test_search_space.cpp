@@ -311,29 +311,57 @@ TEST(SearchSpace, SimtFallbackSpacesTakeEveryShape) {
   }
 }
 
-TEST(SearchSpace, SkinnySpaceOnlyTakesTheRowsItStagesAndStreamsWOnce) {
-  const SearchSpace space = SearchSpace::load(source_path("search_spaces/skinny_fp32.json"));
-  EXPECT_EQ(space.launch(), LaunchContract::kPlain);
-  EXPECT_EQ(space.weight_prep(), WeightPrep::kNone);  // exact fp32: w read as it is
-  const auto configs = space.valid_configs(DeviceLimits{});
-  ASSERT_FALSE(configs.empty());
-  int take_m16 = 0;
-  for (const KernelConfig& config : configs) {
-    const int rows = static_cast<int>(config.knob("rows"));
-    EXPECT_LE(rows * config.knob("cols"), 32) << config.name;
-    // One block along y per `rows` rows of x: a shape with more rows than that is refused
-    // (it would stream w more than once), so the tuner and resolver never pick it there.
-    EXPECT_FALSE(space.check_shape(config, ProblemShape{rows, 8192, 8192})) << config.name;
-    EXPECT_TRUE(space.check_shape(config, ProblemShape{rows + 1, 8192, 8192})) << config.name;
-    EXPECT_TRUE(space.check_shape(config, ProblemShape{1024, 8192, 8192})) << config.name;
-    // 16-byte loads need rows of x and w that start 16-byte aligned.
-    EXPECT_EQ(config.knob("vec") == 4, space.check_shape(config, ProblemShape{1, 64, 8191}).has_value()) << config.name;
-    const LaunchGeometry geometry = space.launch_geometry(config, ProblemShape{rows, 8192, 8192}, DeviceLimits{});
-    EXPECT_EQ(geometry.grid_y, 1) << config.name;
-    EXPECT_EQ(geometry.smem_bytes, 4 * rows * config.knob("chunk")) << config.name;
-    take_m16 += rows == 16;
+/// What skinny_gemv.cuh expects of every config of its three families: the element type as a
+/// leading constant, lanes that load one element or 16 bytes (4 fp32, 8 bf16 / fp16), x rows
+/// staged as fp32 in shared memory, and one block along y (w streamed once).
+TEST(SearchSpace, SkinnySpacesOnlyTakeTheRowsTheyStageAndStreamWOnce) {
+  struct Family {
+    std::string name;
+    Dtype dtype;
+    Policy policy;
+    std::string element;  ///< the template's leading constant
+    std::int64_t vec;     ///< elements of one 16-byte load
+  };
+  for (const Family& family : {Family{"skinny_fp32", Dtype::kFloat32, Policy::kHighest, "fusetune::kElementFp32", 4},
+                               Family{"skinny_bf16", Dtype::kBFloat16, Policy::kHalf, "fusetune::kOperandBf16", 8},
+                               Family{"skinny_fp16", Dtype::kFloat16, Policy::kHalf, "fusetune::kOperandFp16", 8}}) {
+    SCOPED_TRACE(family.name);
+    const SearchSpace space = SearchSpace::load(source_path("search_spaces/" + family.name + ".json"));
+    EXPECT_EQ(space.family(), family.name);
+    EXPECT_EQ(space.launch(), LaunchContract::kPlain);
+    EXPECT_EQ(space.weight_prep(), WeightPrep::kNone);  // w read as it is
+    EXPECT_TRUE(space.supports(family.dtype, family.policy));
+    ASSERT_EQ(space.template_args().size(), 6u);
+    EXPECT_EQ(space.template_args()[0].constant, family.element);
+    const auto configs = space.valid_configs(DeviceLimits{});
+    // (rows, cols, warps) with rows * cols <= 32 and, at 32 warps, <= 8: 12, 12, 11, 10, 6 for
+    // rows 1, 2, 4, 8, 16; times the chunks whose staged rows fit 48 KB (3, 3, 3, 2, 1): 131;
+    // times the two vec values.
+    EXPECT_EQ(configs.size(), 262u);
+    int take_m16 = 0;
+    for (const KernelConfig& config : configs) {
+      const int rows = static_cast<int>(config.knob("rows"));
+      const std::int64_t vec = config.knob("vec");
+      EXPECT_TRUE(vec == 1 || vec == family.vec) << config.name;
+      EXPECT_LE(rows * config.knob("cols"), 32) << config.name;
+      // One block along y per `rows` rows of x: a shape with more rows than that is refused
+      // (it would stream w more than once), so the tuner and resolver never pick it there.
+      EXPECT_FALSE(space.check_shape(config, ProblemShape{rows, 8192, 8192})) << config.name;
+      EXPECT_TRUE(space.check_shape(config, ProblemShape{rows + 1, 8192, 8192})) << config.name;
+      EXPECT_TRUE(space.check_shape(config, ProblemShape{1024, 8192, 8192})) << config.name;
+      // 16-byte loads need rows of x and w that start 16-byte aligned: k % 4 == 0 for fp32,
+      // k % 8 == 0 for 16-bit elements (8188 is a multiple of 4, not of 8).
+      EXPECT_EQ(vec > 1, space.check_shape(config, ProblemShape{1, 64, 8191}).has_value()) << config.name;
+      EXPECT_EQ(vec == 8, space.check_shape(config, ProblemShape{1, 64, 8188}).has_value()) << config.name;
+      const LaunchGeometry geometry = space.launch_geometry(config, ProblemShape{rows, 8192, 8192}, DeviceLimits{});
+      EXPECT_EQ(geometry.threads, 32 * config.knob("warps")) << config.name;
+      EXPECT_EQ(geometry.grid_y, 1) << config.name;
+      EXPECT_EQ(geometry.smem_bytes, 4 * rows * config.knob("chunk")) << config.name;  // staged as fp32
+      EXPECT_EQ(space.config_from_name(config.name), config);
+      take_m16 += rows == 16;
+    }
+    EXPECT_GT(take_m16, 0);
   }
-  EXPECT_GT(take_m16, 0);
 }
 
 TEST(SearchSpace, EvaluationErrorsNameFileAndConfig) {

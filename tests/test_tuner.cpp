@@ -20,9 +20,9 @@ TEST(Tuner, EveryFamilyOfTheDtypeAndPolicyIsTunedWhenNoneIsNamed) {
   EXPECT_EQ(families(search_spaces_for("", {1, 1, 1, Dtype::kFloat32, Policy::kHigh})),
             (std::vector<std::string>{"wgmma_tf32"}));
   EXPECT_EQ(families(search_spaces_for("", {1, 1, 1, Dtype::kBFloat16, Policy::kHalf})),
-            (std::vector<std::string>{"simt_bf16", "wgmma_bf16"}));
+            (std::vector<std::string>{"simt_bf16", "skinny_bf16", "wgmma_bf16"}));
   EXPECT_EQ(families(search_spaces_for("", {1, 1, 1, Dtype::kFloat16, Policy::kHalf})),
-            (std::vector<std::string>{"simt_fp16", "wgmma_fp16"}));
+            (std::vector<std::string>{"simt_fp16", "skinny_fp16", "wgmma_fp16"}));
 }
 
 TEST(Tuner, ANamedSpaceMustImplementTheProblem) {
