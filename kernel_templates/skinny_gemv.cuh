@@ -2,9 +2,11 @@
 // (skinny_fp32, policy highest) and in bf16 / fp16 (skinny_bf16 / skinny_fp16, policy half).
 // (Measured on the H100 at n = k = 8192, fp32: 0.85x cuBLAS SGEMM + epilogue at m = 1, but
 // slower than 3xTF32 from m = 16: there x, staged again for every 16 columns, costs as much
-// traffic as w. Splitting k across the warps of a block would fix that; not done yet. The
-// 16-bit families are not measured yet; there the tensor-core family is 1.08x cuBLAS at m = 1
-// and 16.)
+// traffic as w. Splitting k across the warps of a block would fix that; not done yet. bf16:
+// 0.99x cuBLAS bf16 at m = 1 (cuBLAS's GEMV is already near the memory bandwidth), but 1.28x
+// at m = 8 and 2.5x at m = 16, where every w element reads m staged x values from shared
+// memory and that traffic, not w's, sets the time; the tensor-core family (1.08x) wins there.
+// Keeping x in registers would fix that; not done yet.)
 //
 // With m of 1 to 64 the GEMM is no longer compute-bound: every element of w is used m times,
 // so the time is that of streaming w (n * k elements) from memory once. The tiled FFMA and
