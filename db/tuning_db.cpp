@@ -503,21 +503,28 @@ struct TuningDb::Impl {
   }
 
   /// The body of update_best, inside the caller's transaction.
-  std::optional<StoredTrial> recompute_best(std::int64_t device_id, const ProblemShape& shape) {
+  std::optional<StoredTrial> recompute_best(std::int64_t device_id, const ProblemShape& shape,
+                                            const std::map<std::string, std::string>& current_template_hashes = {}) {
     Statement pick(db,
-                   "SELECT id FROM trial WHERE device_id = ?1 AND m = ?2 AND n = ?3 AND k = ?4 "
-                   "AND dtype = ?5 AND policy = ?6 AND status = 'ok' AND time_median_ms IS NOT "
+                   "SELECT id, family, template_hash FROM trial WHERE device_id = ?1 AND m = ?2 AND n = ?3 "
+                   "AND k = ?4 AND dtype = ?5 AND policy = ?6 AND status = 'ok' AND time_median_ms IS NOT "
                    "NULL AND rel_error IS NOT NULL AND rel_error <= ?7 AND "
-                   "coalesce(non_finite, 0) = 0 ORDER BY time_median_ms, id LIMIT 1");
+                   "coalesce(non_finite, 0) = 0 ORDER BY time_median_ms, id");
     pick.bind(1, device_id).bind_shape(2, shape).bind(7, relative_error_bound(shape.policy));
-    if (!pick.step()) {
+    std::optional<std::int64_t> picked;
+    while (!picked && pick.step()) {
+      const auto current = current_template_hashes.find(pick.column_text(1));
+      if (current == current_template_hashes.end() || current->second == pick.column_text(2))
+        picked = pick.column_int64(0);
+    }
+    if (!picked) {
       Statement clear(db,
                       "DELETE FROM best WHERE device_id = ?1 AND m = ?2 AND n = ?3 AND k = ?4 "
                       "AND dtype = ?5 AND policy = ?6");
       clear.bind(1, device_id).bind_shape(2, shape).run();
       return std::nullopt;
     }
-    const std::int64_t trial_id = pick.column_int64(0);
+    const std::int64_t trial_id = *picked;
     Statement store(db,
                     "INSERT INTO best (device_id, m, n, k, dtype, policy, trial_id) "
                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
@@ -739,10 +746,11 @@ std::optional<BaselineResult> TuningDb::latest_baseline(const std::string& devic
   return baseline;
 }
 
-std::optional<StoredTrial> TuningDb::update_best(std::int64_t device_id, const ProblemShape& shape) {
+std::optional<StoredTrial> TuningDb::update_best(std::int64_t device_id, const ProblemShape& shape,
+                                                 const std::map<std::string, std::string>& current_template_hashes) {
   impl_->require_writable("update_best");
   WriteTransaction transaction(impl_->db);
-  auto best = impl_->recompute_best(device_id, shape);
+  auto best = impl_->recompute_best(device_id, shape, current_template_hashes);
   transaction.commit();
   return best;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -102,9 +103,12 @@ class TuningDb {
                                                 const std::string& name) const;
 
   /// Recomputes the best row for (device, shape): the ok trial with the lowest median time
-  /// whose relative error meets the policy's bound (and with no non-finite outputs). Returns
-  /// it, or nullopt (and drops the stored best) if none passed.
-  std::optional<StoredTrial> update_best(std::int64_t device_id, const ProblemShape& shape);
+  /// whose relative error meets the policy's bound (and with no non-finite outputs). A trial of
+  /// a family named in `current_template_hashes` counts only if it was measured with that
+  /// hash: a row of an older template says nothing about the kernel its name builds now.
+  /// Returns it, or nullopt (and drops the stored best) if none passed.
+  std::optional<StoredTrial> update_best(std::int64_t device_id, const ProblemShape& shape,
+                                         const std::map<std::string, std::string>& current_template_hashes = {});
   /// The stored best for exactly this problem on the device.
   std::optional<StoredTrial> best(const std::string& device_key, const ProblemShape& shape) const;
   /// Every best row of the device for this dtype and policy (any shape): the resolver

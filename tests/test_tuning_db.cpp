@@ -391,6 +391,23 @@ TEST_F(TuningDbTest, UpdateBestWithoutQualifyingTrialClearsBest) {
   EXPECT_FALSE(db.best(h100().key(), shape).has_value());
 }
 
+TEST_F(TuningDbTest, BestIgnoresTrialsOfAnOlderTemplate) {
+  TuningDb db = open_with_run();
+  const ProblemShape shape = headline_highest();
+  // ffma_a was measured faster with an older ffma template; the current one built ffma_b.
+  TrialResult stale = ok_trial("ffma_a", 1.0);
+  stale.template_hash = "oldtemplate00001";
+  db.record_trial(run_id_, device_id_, stale);
+  const auto current = db.record_trial(run_id_, device_id_, ok_trial("ffma_b", 2.0));
+  const std::map<std::string, std::string> hashes{{"ffma", "templatehash0001"}};
+  EXPECT_EQ(db.update_best(device_id_, shape, hashes)->id, current);
+  EXPECT_EQ(db.best(h100().key(), shape)->result.config.name, "ffma_b");
+  // Families the map does not name are taken as they are (the database cannot judge them).
+  EXPECT_EQ(db.update_best(device_id_, shape, {{"wgmma_3xtf32", "x"}})->result.config.name, "ffma_a");
+  // Nothing measured with the current template: no best.
+  EXPECT_FALSE(db.update_best(device_id_, shape, {{"ffma", "newertemplate001"}}).has_value());
+}
+
 TEST_F(TuningDbTest, RemeasuringTheBestTrialRecomputesBest) {
   TuningDb db = open_with_run();
   const ProblemShape shape = headline_highest();

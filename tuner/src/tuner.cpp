@@ -331,8 +331,18 @@ TuneReport tune(const TuneOptions& options) {
   if (!report.baselines.empty()) report.baseline = report.baselines.front();
   worker.stop();
 
-  report.best = db->update_best(device_id, shape);
-  report.ranking = db->trials(report.device.key(), shape);
+  // Rows of an older template of any family (an earlier build's) neither win nor show in the
+  // ranking: they timed a kernel that the config's name no longer builds.
+  std::map<std::string, std::string> current_hashes;
+  for (const std::string& family : embedded_families())
+    current_hashes[family] = templates.include_closure_hash(load_search_space(family).template_file());
+  for (const auto& [family, hash] : template_hash_of) current_hashes[family] = hash;  // e.g. a .json path's
+  report.best = db->update_best(device_id, shape, current_hashes);
+  for (auto& stored : db->trials(report.device.key(), shape)) {
+    const auto current = current_hashes.find(stored.result.config.family);
+    if (current == current_hashes.end() || current->second == stored.result.template_hash)
+      report.ranking.push_back(std::move(stored));
+  }
   return report;
 }
 
