@@ -210,7 +210,7 @@ void run_config(const Problem& p, float baseline_ms) {
   args.scale = 2.0f;
   const int out_elem = bf16 ? 2 : 4;
   args.out_tma = kVariant != kNewRegisterStores && (long long)p.n * out_elem % 16 == 0;
-  if (args.out_tma) args.out_map = make_map(p.out, p.m, p.n, out_elem, fusetune::wgmma::kStoreBoxRows);
+  if (args.out_tma) args.out_map = make_map(p.out, p.m, p.n, out_elem, fusetune::kStoreBoxRows);
   const int tiles = ((p.m + kClusterM * kTileM - 1) / (kClusterM * kTileM)) * ((p.n + kTileN - 1) / kTileN);
   int clusters = p.sms;
   if (kClusterM > 1) {

@@ -19,6 +19,9 @@ enum OperandKind : int {
   kOperandTf32x3 = 3,  ///< x, bias, out fp32; w prepared as big + small TF32 halves (policy highest)
 };
 
+/// Rows of the out box of the TMA-store epilogue (out_map below); its k extent is 128 bytes.
+constexpr int kStoreBoxRows = 64;
+
 /// Arguments of one launch of a wgmma-family kernel.
 ///
 /// The host encodes the maps for row-major matrices, 128-byte swizzle, zero fill out of

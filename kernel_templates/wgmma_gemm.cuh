@@ -216,31 +216,43 @@ __device__ __forceinline__ float load_element(const void* base, long long index)
   }
 }
 
+/// first and second rounded once to the 16-bit type kOperand and packed, first in the lower half.
+template <int kOperand>
+__device__ __forceinline__ unsigned pack_pair(float first, float second) {
+  unsigned packed;  // cvt packs its first source into the upper half
+  if constexpr (kOperand == kOperandBf16)
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(second), "f"(first));
+  else
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(second), "f"(first));
+  return packed;
+}
+
+/// Stores (first, second) at `address` (global or shared memory) as two consecutive elements
+/// of the output type, in one store: `address` is aligned for the pair.
+template <int kOperand>
+__device__ __forceinline__ void store_aligned_pair(void* address, float first, float second) {
+  if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16)
+    *static_cast<unsigned*>(address) = pack_pair<kOperand>(first, second);
+  else
+    *static_cast<float2*>(address) = make_float2(first, second);
+}
+
 /// Stores out[index] (and out[index + 1] when `pair`), rounding to the output type once.
 template <int kOperand>
 __device__ __forceinline__ void store_elements(void* base, long long index, float first, float second, bool pair,
                                                bool aligned_pair) {
-  if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
-    unsigned packed;  // cvt packs its first source into the upper half
-    if constexpr (kOperand == kOperandBf16)
-      asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(second), "f"(first));
-    else
-      asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(second), "f"(first));
+  if (pair && aligned_pair) {
+    store_aligned_pair<kOperand>(static_cast<unsigned char*>(base) + index * OperandTraits<kOperand>::kElementBytes,
+                                 first, second);
+  } else if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
+    const unsigned packed = pack_pair<kOperand>(first, second);
     unsigned short* out = static_cast<unsigned short*>(base) + index;
-    if (pair && aligned_pair) {
-      *reinterpret_cast<unsigned*>(out) = packed;
-    } else {
-      out[0] = static_cast<unsigned short>(packed & 0xffff);
-      if (pair) out[1] = static_cast<unsigned short>(packed >> 16);
-    }
+    out[0] = static_cast<unsigned short>(packed & 0xffff);
+    if (pair) out[1] = static_cast<unsigned short>(packed >> 16);
   } else {
     float* out = static_cast<float*>(base) + index;
-    if (pair && aligned_pair) {
-      *reinterpret_cast<float2*>(out) = make_float2(first, second);
-    } else {
-      out[0] = first;
-      if (pair) out[1] = second;
-    }
+    out[0] = first;
+    if (pair) out[1] = second;
   }
 }
 
@@ -314,6 +326,13 @@ __device__ __forceinline__ void load_bias_pair(const void* bias, int col, bool p
   }
 }
 
+/// Bias of columns (col, col + 1) as fp32, 0 for a column at or past n (edge tiles).
+template <int kOperand>
+__device__ __forceinline__ void load_bias_clipped(const void* bias, int col, int n, float& first, float& second) {
+  first = col < n ? load_element<kOperand>(bias, col) : 0.0f;
+  second = col + 1 < n ? load_element<kOperand>(bias, col + 1) : 0.0f;
+}
+
 /// store_slice for a slice wholly inside out with even n: every column pair is one aligned
 /// store and nothing is predicated. kBias: whether there is a bias (a branch per slice, not per
 /// pair). The bias of 8 column pairs is loaded before their stores: out may alias the bias as
@@ -378,10 +397,7 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
     if (col >= args.n) continue;
     const bool pair = col + 1 < args.n;
     float bias0 = 0.0f, bias1 = 0.0f;  // one load per column pair, shared by both rows
-    if (args.bias) {
-      bias0 = load_element<kOperand>(args.bias, col);
-      if (pair) bias1 = load_element<kOperand>(args.bias, col + 1);
-    }
+    if (args.bias) load_bias_clipped<kOperand>(args.bias, col, args.n, bias0, bias1);
     if (row_ok)
       store_elements<kOperand>(args.out, offset + col, fast_fused_epilogue<kOperand>(acc[i], bias0, args.scale),
                                fast_fused_epilogue<kOperand>(acc[i + 1], bias1, args.scale), pair, aligned_pair);
@@ -392,9 +408,8 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
 }
 
 /// The TMA-store epilogue's staging: per consumer warpgroup, kStoreBuffers (a knob) buffers of
-/// one 64-row x 128-byte box of out each (64 bf16 / fp16 or 32 fp32 columns), 128-byte
+/// one kStoreBoxRows x 128-byte box of out each (64 bf16 / fp16 or 32 fp32 columns), 128-byte
 /// swizzled as the out map says (hopper_args.cuh).
-constexpr int kStoreBoxRows = 64;
 constexpr int kStoreBoxBytes = kStoreBoxRows * 128;
 
 /// The epilogue of one consumer's 64-row slice through shared memory and TMA stores
@@ -432,37 +447,20 @@ __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, co
       const int col = box_col0 + col_in_box;
       float bias0 = 0.0f, bias1 = 0.0f;
       if constexpr (kBias) {
-        if (full_box) {
+        if (full_box)
           load_bias_pair<kOperand>(args.bias, col, bias_pairs, bias0, bias1);
-        } else {
-          if (col < args.n) bias0 = load_element<kOperand>(args.bias, col);
-          if (col + 1 < args.n) bias1 = load_element<kOperand>(args.bias, col + 1);
-        }
+        else
+          load_bias_clipped<kOperand>(args.bias, col, args.n, bias0, bias1);
       }
-      const float v0 = fast_fused_epilogue<kOperand>(acc[i], bias0, args.scale);
-      const float v1 = fast_fused_epilogue<kOperand>(acc[i + 1], bias1, args.scale);
-      const float v2 = fast_fused_epilogue<kOperand>(acc[i + 2], bias0, args.scale);
-      const float v3 = fast_fused_epilogue<kOperand>(acc[i + 3], bias1, args.scale);
       // 16-byte chunk c of a row is stored at chunk c ^ (row % 8): the 8 rows a warp writes
       // at once land in 8 different chunks, so the writes are free of bank conflicts.
       const int byte_in_row = col_in_box * kElementBytes;
       const int offset = ((byte_in_row / 16) ^ (row % 8)) * 16 + byte_in_row % 16;
       unsigned char* row_address = buffer + row * 128 + offset;
-      if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
-        unsigned packed, packed8;  // cvt packs its first source into the upper half
-        if constexpr (kOperand == kOperandBf16) {
-          asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(v1), "f"(v0));
-          asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(packed8) : "f"(v3), "f"(v2));
-        } else {
-          asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(packed) : "f"(v1), "f"(v0));
-          asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(packed8) : "f"(v3), "f"(v2));
-        }
-        *reinterpret_cast<unsigned*>(row_address) = packed;
-        *reinterpret_cast<unsigned*>(row_address + 8 * 128) = packed8;
-      } else {
-        *reinterpret_cast<float2*>(row_address) = make_float2(v0, v1);
-        *reinterpret_cast<float2*>(row_address + 8 * 128) = make_float2(v2, v3);
-      }
+      store_aligned_pair<kOperand>(row_address, fast_fused_epilogue<kOperand>(acc[i], bias0, args.scale),
+                                   fast_fused_epilogue<kOperand>(acc[i + 1], bias1, args.scale));
+      store_aligned_pair<kOperand>(row_address + 8 * 128, fast_fused_epilogue<kOperand>(acc[i + 2], bias0, args.scale),
+                                   fast_fused_epilogue<kOperand>(acc[i + 3], bias1, args.scale));
     }
     fence_async_shared();
     named_barrier_sync(barrier_id, kWarpgroupThreads);  // the box is written
@@ -476,27 +474,23 @@ __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, co
 
 // ---- 3xTF32: x fragments from shared memory, split into big and small ----
 
-/// Reads this thread's TF32 A fragment of wgmma k-step `step` from a 128B-swizzled fp32 tile
-/// (rows of 128 bytes; 16-byte chunk c of row r stored at chunk c ^ (r % 8)). Fragment layout
-/// (per warp, rows 16 w..): a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4) with
-/// g = lane / 4, t = lane % 4.
-__device__ __forceinline__ void load_fragment(const unsigned char* slice, int step, int thread, float (&values)[4]) {
+/// Loads the TF32 A fragment of wgmma k-step `step` for this thread from a 128B-swizzled
+/// fp32 tile (rows of 128 bytes; 16-byte chunk c of row r stored at chunk c ^ (r % 8)) and
+/// splits it: a = big + small, both rounded to TF32. Fragment layout (per warp, rows 16 w..):
+/// a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4) with g = lane / 4, t = lane % 4.
+__device__ __forceinline__ void load_split_fragment(const unsigned char* slice, int step, int thread,
+                                                    unsigned (&big)[4], unsigned (&small)[4]) {
   const int warp = thread / 32, lane = thread % 32;
   const int row = 16 * warp + lane / 4;  // row % 8 == (row + 8) % 8: one swizzle for a0..a3
   const int swizzle = row % 8;
   const int byte_in_chunk = 4 * (lane % 4);
   const int chunk_lo = (2 * step) ^ swizzle, chunk_hi = (2 * step + 1) ^ swizzle;
-  values[0] = *reinterpret_cast<const float*>(slice + row * 128 + chunk_lo * 16 + byte_in_chunk);
-  values[1] = *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_lo * 16 + byte_in_chunk);
-  values[2] = *reinterpret_cast<const float*>(slice + row * 128 + chunk_hi * 16 + byte_in_chunk);
-  values[3] = *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_hi * 16 + byte_in_chunk);
-}
-
-/// The A fragment split as a = big + small, both rounded to TF32 (3xTF32).
-__device__ __forceinline__ void load_split_fragment(const unsigned char* slice, int step, int thread,
-                                                    unsigned (&big)[4], unsigned (&small)[4]) {
-  float values[4];
-  load_fragment(slice, step, thread, values);
+  const float values[4] = {
+      *reinterpret_cast<const float*>(slice + row * 128 + chunk_lo * 16 + byte_in_chunk),
+      *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_lo * 16 + byte_in_chunk),
+      *reinterpret_cast<const float*>(slice + row * 128 + chunk_hi * 16 + byte_in_chunk),
+      *reinterpret_cast<const float*>(slice + (row + 8) * 128 + chunk_hi * 16 + byte_in_chunk),
+  };
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     big[i] = round_to_tf32(values[i]);
@@ -698,10 +692,9 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
 #pragma unroll
           for (int step = 0; step < kKSteps; ++step) {
 #pragma unroll
-            for (int j = 0; j < kSlices; ++j) {
+            for (int j = 0; j < kSlices; ++j)
               wgmma_ss<kOperand, kTileN>(acc[j], matrix_descriptor(a_stage + j * 64 * kTileKBytes + step * kMmaKBytes),
                                          matrix_descriptor(b_stage + step * kMmaKBytes), kb > 0 || step > 0);
-            }
           }
           wgmma_commit();
 #pragma unroll
@@ -758,8 +751,9 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           phase ^= 1;
         }
       };
-      // Two k-blocks per iteration: measured on the H100, the single-k-block loop made the
-      // pingpong configs 10% slower (bench/RESULTS.md, session 4).
+      // Two k-blocks per iteration, the loop shape of the kernels measured in sessions 3 and 4.
+      // (A single-k-block loop ran the pingpong configs 10% slower in one probe run, but with
+      // the unroll back they stayed slow: the cause was not the loop, see bench/RESULTS.md.)
       for (int kb = 0; kb < k_blocks; kb += 2) {
         k_block(kb);
         if (kb + 1 < k_blocks) k_block(kb + 1);

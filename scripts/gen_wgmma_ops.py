@@ -12,8 +12,9 @@ import subprocess
 # (suffix, PTX type, k per instruction, transpose immediates?) of A/B-from-shared-memory forms.
 SS_KINDS = [("bf16", "bf16", 16, True), ("fp16", "f16", 16, True), ("tf32", "tf32", 8, False)]
 SS_N = [64, 128, 192, 256]
-# A-from-registers form: only TF32 (x is rounded, or split into big and small parts, in registers).
-RS_N = [64, 128, 192, 256]
+# A-from-registers form: only 3xTF32, which splits x into big and small parts in registers; its
+# accumulator cap (64 rows x tile_n / 128 <= 64 registers) keeps tile_n at 128 or less.
+RS_N = [64, 128]
 
 
 def operand_list(first, count):

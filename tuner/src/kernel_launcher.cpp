@@ -17,8 +17,6 @@ namespace {
 constexpr int kPrepareThreads = 256;
 /// Blocks of the preparation's grid-stride loop at most: enough to fill any GPU.
 constexpr long long kPrepareMaxBlocks = 8192;
-/// Rows of the out box of the TMA-store epilogue (wgmma_gemm.cuh's kStoreBoxRows).
-constexpr int kStoreBoxRows = 64;
 
 /// Same pointers and the same scale bits (0.0 and -0.0 differ in the output's sign of zero).
 bool same_operands(const LaunchOperands& a, const LaunchOperands& b) {
