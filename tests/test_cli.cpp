@@ -6,7 +6,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "source_generator.h"
 #include "test_support.h"
+#include "tuner.h"
 #include "tuning_db.h"
 
 namespace fusetune::testing {
@@ -72,15 +74,22 @@ TEST(Cli, BenchWithoutAGpuSaysSo) {
   expect_one_line_error(fusetune("bench --no-peak"), 1, "GPU");
 }
 
-/// A database with an ok trial, a failed one with error statistics and the policy's baselines.
-void write_trials(const std::string& path, const ProblemShape& shape, const std::string& family) {
+/// The template hash this build stores for an embedded family.
+std::string current_hash(const std::string& family) {
+  return TemplateLibrary::embedded().include_closure_hash(load_search_space(family).template_file());
+}
+
+/// A database with an ok trial, a failed one with error statistics and the policy's baselines,
+/// measured with the template of `template_hash` ("" = the family's current one).
+void write_trials(const std::string& path, const ProblemShape& shape, const std::string& family,
+                  const std::string& template_hash = "") {
   TuningDb db = TuningDb::open(path);
   const auto device = db.upsert_device({"NVIDIA H100 80GB HBM3", 9, 0, 132, 52428800, 13000, "13.0"});
   const auto run = db.begin_run(device, {"test", "test", "hash"});
   TrialResult ok;
   ok.shape = shape;
   ok.config = KernelConfig{family, family + "_fast", {}};
-  ok.template_hash = "t";
+  ok.template_hash = template_hash.empty() ? current_hash(family) : template_hash;
   ok.status = TrialStatus::kOk;
   ok.timing = TimingStats{0.25, 0.24, 0.26, 10};
   ok.error = ErrorStats{6.5e-7, 1.25e-5, 0, 0};
@@ -116,6 +125,55 @@ TEST(Cli, BestAndListShowTheErrorBesideTheTime) {
     EXPECT_NE(list.output.find(shown), std::string::npos) << shown << " in:\n" << list.output;
   // Another policy of the same dims has no trials.
   EXPECT_EQ(fusetune("best --shape 64x128x256 --db " + path).exit_code, 1);
+}
+
+TEST(Cli, RowsOfAnOlderTemplateAreMarkedAndListedOnlyWithAll) {
+  TempDir dir;
+  const std::string path = dir.file("stale.db");
+  const ProblemShape shape{64, 128, 256, Dtype::kBFloat16, Policy::kHalf};
+  write_trials(path, shape, "wgmma_bf16", "oldtemplate00001");  // the stored best is stale
+  {
+    TuningDb db = TuningDb::open(path);
+    const auto device = db.upsert_device({"NVIDIA H100 80GB HBM3", 9, 0, 132, 52428800, 13000, "13.0"});
+    TrialResult simt;  // a family whose template did not change: current, slower
+    simt.shape = shape;
+    simt.config = KernelConfig{"simt_bf16", "simt_bf16_current", {}};
+    simt.template_hash = current_hash("simt_bf16");
+    simt.status = TrialStatus::kOk;
+    simt.timing = TimingStats{0.75, 0.74, 0.76, 10};
+    simt.error = ErrorStats{8.5e-4, 2.5e-3, 0, 0};
+    db.record_trial(db.begin_run(device, {"test", "test", "hash"}), device, simt);
+  }
+  const std::string args = " --shape 64x128x256 --dtype bf16 --db " + path;
+
+  // best: the fastest current row first, then the stale best marked, with what to run.
+  const auto best = fusetune("best" + args);
+  EXPECT_EQ(best.exit_code, 0) << best.output;
+  const auto current_row = best.output.find("   1  simt_bf16_current");
+  const auto stale_row = best.output.find("   -  wgmma_bf16_fast");
+  ASSERT_NE(current_row, std::string::npos) << best.output;
+  ASSERT_NE(stale_row, std::string::npos) << best.output;
+  EXPECT_LT(current_row, stale_row) << best.output;
+  EXPECT_NE(best.output.find("ok (older template; weight prep 0.3125 ms, once)"), std::string::npos) << best.output;
+  EXPECT_NE(best.output.find("re-run `fusetune tune --shape 64x128x256 --dtype bf16 --policy half`"), std::string::npos)
+      << best.output;
+
+  // list: only current rows, and a count of the others; --all adds them after, marked.
+  const auto list = fusetune("list" + args);
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_NE(list.output.find("   1  simt_bf16_current"), std::string::npos) << list.output;
+  EXPECT_EQ(list.output.find("wgmma_bf16_"), std::string::npos) << list.output;
+  EXPECT_NE(list.output.find("2 trials of an older template not shown"), std::string::npos) << list.output;
+  const auto all = fusetune("list --all" + args);
+  EXPECT_EQ(all.exit_code, 0) << all.output;
+  const auto first = all.output.find("   1  simt_bf16_current");
+  const auto fast = all.output.find("   -  wgmma_bf16_fast");
+  const auto wrong = all.output.find("wrong_result (older template): relative error above the bound");
+  ASSERT_NE(first, std::string::npos) << all.output;
+  ASSERT_NE(fast, std::string::npos) << all.output;
+  ASSERT_NE(wrong, std::string::npos) << all.output;
+  EXPECT_LT(first, fast) << all.output;
+  EXPECT_EQ(all.output.find("not shown"), std::string::npos) << all.output;
 }
 
 TEST(Cli, CheckCompilesAWholeWgmmaSpaceWithoutAGpu) {

@@ -1,10 +1,12 @@
 // The load-time resolver's order, without a GPU: exact row, nearest tuned shape the config
-// can implement, compiled-in default, universal config; other devices' rows never used.
+// can implement, compiled-in default, universal config; other devices' rows and rows of an
+// older template never used.
 #include <gtest/gtest.h>
 
 #include "config_resolver.h"
 #include "default_configs.h"
 #include "fusetune/errors.h"
+#include "source_generator.h"
 #include "test_support.h"
 #include "tuner.h"
 
@@ -22,12 +24,22 @@ class ConfigResolverTest : public ::testing::Test {
     space_.emplace(load_search_space("ffma"));
   }
 
-  /// Stores an ok trial of `config` on `shape` (H100 fingerprint) and recomputes the best.
-  void store_best(const ProblemShape& shape, const KernelConfig& config, double median_ms = 1.0) {
+  /// The template hash this build stores for an embedded family ("t" for a test family).
+  static std::string current_hash(const std::string& family) {
+    for (const auto& known : embedded_families())
+      if (known == family)
+        return TemplateLibrary::embedded().include_closure_hash(load_search_space(family).template_file());
+    return "t";
+  }
+
+  /// Stores an ok trial of `config` on `shape` (H100 fingerprint), measured with the
+  /// template of `template_hash` ("" = the family's current one), and recomputes the best.
+  void store_best(const ProblemShape& shape, const KernelConfig& config, double median_ms = 1.0,
+                  const std::string& template_hash = "") {
     TrialResult trial;
     trial.shape = shape;
     trial.config = config;
-    trial.template_hash = "t";
+    trial.template_hash = template_hash.empty() ? current_hash(config.family) : template_hash;
     trial.status = TrialStatus::kOk;
     trial.timing = TimingStats{median_ms, median_ms * 0.9, median_ms * 1.1, 10};
     trial.error = ErrorStats{1e-7, 1e-6, 0, 0};
@@ -35,11 +47,22 @@ class ConfigResolverTest : public ::testing::Test {
     ASSERT_TRUE(db_->update_best(device_id_, shape).has_value());
   }
 
-  /// The first valid config whose knob `vec` has the value given.
-  KernelConfig config_with_vec(std::int64_t vec) {
+  /// The valid configs whose knob `vec` has the value given, at least `count` of them.
+  std::vector<KernelConfig> configs_with_vec(std::int64_t vec, size_t count = 1) {
+    std::vector<KernelConfig> found;
     for (const auto& config : space_->valid_configs(limits_))
-      if (config.knob("vec") == vec) return config;
-    ADD_FAILURE() << "no config with vec " << vec;
+      if (config.knob("vec") == vec) found.push_back(config);
+    if (found.size() < count) ADD_FAILURE() << "fewer than " << count << " configs with vec " << vec;
+    found.resize(std::max(found.size(), count));
+    return found;
+  }
+  KernelConfig config_with_vec(std::int64_t vec) { return configs_with_vec(vec).front(); }
+
+  /// A valid ffma config that is neither the universal one nor a compiled-in default.
+  KernelConfig tuned_ffma() {
+    for (const auto& config : space_->valid_configs(limits_))
+      if (config.knobs != universal_knobs("ffma") && !space_->check_shape(config, {1024, 8192, 8192})) return config;
+    ADD_FAILURE() << "every ffma config is the universal one";
     return {};
   }
 
@@ -196,6 +219,104 @@ TEST_F(ConfigResolverTest, RowsOfAnotherPolicyAreNeverUsed) {
   EXPECT_EQ(resolver.resolve({1024, 8192, 8192, Dtype::kFloat32, Policy::kHigh}, h100(), limits_).config, tuned);
   const Resolution highest = resolver.resolve({1024, 8192, 8192, Dtype::kFloat32, Policy::kHighest}, h100(), limits_);
   EXPECT_NE(highest.config.family, "wgmma_tf32");
+}
+
+constexpr const char* kOlderTemplate = "oldtemplate00001";
+
+TEST_F(ConfigResolverTest, AnExactBestOfAnOlderTemplateIsSkipped) {
+  const ProblemShape shape{1024, 8192, 8192};
+  const KernelConfig tuned = tuned_ffma();
+  store_best(shape, tuned, 1.0, kOlderTemplate);
+  ConfigResolver resolver(&*db_);
+  EXPECT_TRUE(resolver.of_older_template(db_->best(h100().key(), shape)->result));
+
+  // On sm_90 the compiled-in default (3xTF32 for highest), saying why the row was not used.
+  const Resolution hopper = resolver.resolve(shape, h100(), limits_);
+  EXPECT_EQ(hopper.source, ResolutionSource::kDefault);
+  EXPECT_NE(hopper.config, tuned);
+  EXPECT_EQ(hopper.detail,
+            "compiled-in default for compute capability 9.0; tuned rows for this shape are of an older template: "
+            "re-run fusetune tune");
+  // Without a default for the architecture, the universal config; another fingerprint, so the
+  // same row is stored for it too.
+  DeviceFingerprint ampere = h100();
+  ampere.cc_major = 8;
+  const auto ampere_id = db_->upsert_device(ampere);
+  TrialResult old_row = db_->best(h100().key(), shape)->result;
+  db_->record_trial(run_id_, ampere_id, old_row);
+  ASSERT_TRUE(db_->update_best(ampere_id, shape).has_value());
+  const Resolution old = resolver.resolve(shape, ampere, limits_);
+  EXPECT_EQ(old.source, ResolutionSource::kUniversal);
+  EXPECT_EQ(old.config.knobs, universal_knobs("ffma"));
+  EXPECT_NE(old.detail.find("older template: re-run fusetune tune"), std::string::npos) << old.detail;
+
+  // The same config measured with the current template is used as it is.
+  store_best(shape, tuned, 1.5);
+  ASSERT_EQ(db_->update_best(device_id_, shape, {{"ffma", current_hash("ffma")}})->result.template_hash,
+            current_hash("ffma"));
+  const Resolution exact = ConfigResolver(&*db_).resolve(shape, h100(), limits_);
+  EXPECT_EQ(exact.source, ResolutionSource::kExact);
+  EXPECT_EQ(exact.config, tuned);
+  EXPECT_EQ(exact.detail, "tuned for this shape on " + h100().name);
+}
+
+TEST_F(ConfigResolverTest, AStaleBestGivesWayToThisShapesFastestRowOfTheCurrentTemplate) {
+  // An older build tuned ffma and 3xTF32 and 3xTF32 won; this build changed only 3xTF32's
+  // template, so the ffma rows of this shape are still good.
+  const ProblemShape shape{1024, 8192, 8192};
+  const KernelConfig ffma = tuned_ffma();
+  const KernelConfig split = load_search_space("wgmma_3xtf32").valid_configs(limits_).front();
+  store_best(shape, ffma, 2.0);
+  store_best(shape, split, 1.0, kOlderTemplate);
+  ASSERT_EQ(db_->best(h100().key(), shape)->result.config, split);
+  const Resolution resolution = ConfigResolver(&*db_).resolve(shape, h100(), limits_);
+  EXPECT_EQ(resolution.source, ResolutionSource::kExact);
+  EXPECT_EQ(resolution.config, ffma);
+  EXPECT_NE(resolution.detail.find("its best row is of an older template: re-run fusetune tune"), std::string::npos)
+      << resolution.detail;
+}
+
+TEST_F(ConfigResolverTest, ANearestBestOfAnOlderTemplateIsSkipped) {
+  const KernelConfig stale = tuned_ffma(), farther = space_->valid_configs(limits_).back();
+  ASSERT_NE(stale, farther);
+  store_best({1024, 8192, 8192}, stale, 1.0, kOlderTemplate);
+  ConfigResolver resolver(&*db_);
+  const ProblemShape wanted{1000, 8000, 8192};
+  // Alone in the database, the stale nearest row leaves the compiled-in default.
+  const Resolution fallback = resolver.resolve(wanted, h100(), limits_);
+  EXPECT_EQ(fallback.source, ResolutionSource::kDefault);
+  EXPECT_NE(fallback.config, stale);
+  EXPECT_NE(fallback.detail.find("nearer shapes are of an older template: re-run fusetune tune"), std::string::npos)
+      << fallback.detail;
+
+  // A farther shape of the current template is next.
+  store_best({512, 4096, 4096}, farther);
+  const Resolution next = resolver.resolve(wanted, h100(), limits_);
+  EXPECT_EQ(next.source, ResolutionSource::kNearest);
+  EXPECT_EQ(next.config, farther);
+  EXPECT_NE(next.detail.find("nearest tuned shape 512x4096x4096"), std::string::npos) << next.detail;
+  EXPECT_NE(next.detail.find("older template"), std::string::npos) << next.detail;
+
+  // Once the nearest shape is tuned with the current template, it wins again, with no note.
+  store_best({1024, 8192, 8192}, stale, 1.5);
+  db_->update_best(device_id_, {1024, 8192, 8192}, {{"ffma", current_hash("ffma")}});
+  const Resolution nearest = resolver.resolve(wanted, h100(), limits_);
+  EXPECT_EQ(nearest.source, ResolutionSource::kNearest);
+  EXPECT_EQ(nearest.config, stale);
+  EXPECT_EQ(nearest.detail, "nearest tuned shape 1024x8192x8192 on " + h100().name);
+}
+
+TEST_F(ConfigResolverTest, TheNearestFallbackSkipsTrialsOfAnOlderTemplate) {
+  const KernelConfig vector_loads = config_with_vec(4);
+  const auto scalar_loads = configs_with_vec(1, 2);
+  store_best({512, 512, 512}, scalar_loads[1], 3.0);                  // current, slower
+  store_best({512, 512, 512}, scalar_loads[0], 2.0, kOlderTemplate);  // faster, but stale
+  store_best({512, 512, 512}, vector_loads, 1.0);                     // the best; needs k % 4 == 0
+  ConfigResolver resolver(&*db_);
+  const Resolution odd_k = resolver.resolve({500, 500, 511}, h100(), limits_);
+  EXPECT_EQ(odd_k.source, ResolutionSource::kNearest);
+  EXPECT_EQ(odd_k.config, scalar_loads[1]);
+  EXPECT_NE(odd_k.detail.find("fastest config that fits"), std::string::npos) << odd_k.detail;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // 0 success, 1 environment or data error (no GPU, corrupt database, ...), 2 usage error.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <exception>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "compiler.h"
+#include "config_resolver.h"
 #include "cuda_resources.h"
 #include "fusetune/errors.h"
 #include "options.h"
@@ -34,26 +36,31 @@ std::string scientific(double value) {
   return text;
 }
 
-void print_trial_row(int rank, const StoredTrial& stored, const std::optional<BaselineResult>& baseline) {
+/// One table row; `rank` 0 prints "-" (a row of an older template, which ranks nowhere) and
+/// `older_template` marks the status so.
+void print_trial_row(int rank, const StoredTrial& stored, const std::optional<BaselineResult>& baseline,
+                     bool older_template = false) {
   const TrialResult& r = stored.result;
+  const std::string rank_text = rank > 0 ? std::to_string(rank) : "-";
+  const char* older = older_template ? " (older template)" : "";
   if (r.status == TrialStatus::kOk && r.timing) {
     const double percent = baseline ? 100.0 * r.timing->median_ms / baseline->timing.median_ms : 0;
-    std::string status = "ok";
+    std::string status = std::string("ok") + older;
     if (r.prep_ms > 0) {
       char prep[64];
-      std::snprintf(prep, sizeof prep, " (weight prep %.4f ms, once)", r.prep_ms);
-      status += prep;
+      std::snprintf(prep, sizeof prep, "weight prep %.4f ms, once)", r.prep_ms);
+      status = (older_template ? "ok (older template; " : "ok (") + std::string(prep);
     }
-    std::printf("%4d  %-48s %9.4f %8.1f %9s %10.2e %10.2e  %s\n", rank, r.config.name.c_str(), r.timing->median_ms,
-                tflops(r.shape, r.timing->median_ms),
+    std::printf("%4s  %-48s %9.4f %8.1f %9s %10.2e %10.2e  %s\n", rank_text.c_str(), r.config.name.c_str(),
+                r.timing->median_ms, tflops(r.shape, r.timing->median_ms),
                 baseline ? (std::to_string(static_cast<int>(percent + 0.5)) + "%").c_str() : "-",
                 r.error ? r.error->relative_l2 : 0.0, r.error ? r.error->max_abs : 0.0, status.c_str());
   } else {
     std::string why = r.message.substr(0, r.message.find('\n'));
     if (why.size() > 60) why = why.substr(0, 57) + "...";
-    std::printf("%4d  %-48s %9s %8s %9s %10s %10s  %s: %s\n", rank, r.config.name.c_str(), "-", "-", "-",
+    std::printf("%4s  %-48s %9s %8s %9s %10s %10s  %s%s: %s\n", rank_text.c_str(), r.config.name.c_str(), "-", "-", "-",
                 r.error ? scientific(r.error->relative_l2).c_str() : "-",
-                r.error ? scientific(r.error->max_abs).c_str() : "-", std::string(to_string(r.status)).c_str(),
+                r.error ? scientific(r.error->max_abs).c_str() : "-", std::string(to_string(r.status)).c_str(), older,
                 why.c_str());
   }
 }
@@ -119,7 +126,13 @@ int run_query(const QueryCommand& command) {
                 command.shape.dims().c_str());
     return 1;
   }
-  // Trials of several devices may be stored; each device gets its own table.
+  // Trials of several devices may be stored; each device gets its own table. Rows measured
+  // with an older template than this build's are what the resolver skips: marked, and in
+  // `list` shown after the current ones only with --all.
+  ConfigResolver resolver(nullptr);
+  const std::string retune = "fusetune tune --shape " + command.shape.dims() + " --dtype " +
+                             std::string(to_string(command.shape.dtype)) + " --policy " +
+                             std::string(to_string(command.shape.policy));
   std::vector<std::string> devices;
   for (const auto& trial : trials)
     if (std::find(devices.begin(), devices.end(), trial.device_key) == devices.end())
@@ -130,23 +143,55 @@ int run_query(const QueryCommand& command) {
       if (const auto stored = db.latest_baseline(device, command.shape, name)) print_baseline(command.shape, *stored);
     const auto baseline = db.latest_baseline(device, command.shape, target_baseline_name(command.shape));
     print_table_header(command.shape);
+    std::vector<const StoredTrial*> current, older;
+    for (const auto& trial : trials)
+      if (trial.device_key == device) (resolver.of_older_template(trial.result) ? older : current).push_back(&trial);
     if (!command.list) {
       const auto best = db.best(device, command.shape);
-      if (best)
-        print_trial_row(1, *best, baseline);
-      else
+      if (!best) {
         std::printf("      no config met the policy's error bound on this device\n");
+        continue;
+      }
+      if (!resolver.of_older_template(best->result)) {
+        print_trial_row(1, *best, baseline);
+        continue;
+      }
+      // The stored best is of an older template (an earlier build tuned it): what the resolver
+      // runs instead is the fastest current row within the bound, if any.
+      const auto within = std::find_if(current.begin(), current.end(), [&](const StoredTrial* trial) {
+        const TrialResult& r = trial->result;
+        return r.status == TrialStatus::kOk && r.error &&
+               r.error->relative_l2 <= relative_error_bound(command.shape.policy);
+      });
+      if (within != current.end())
+        print_trial_row(1, **within, baseline);
+      else
+        std::printf("      no config of the current templates met the policy's error bound on this device\n");
+      print_trial_row(0, *best, baseline, true);
+      std::printf("      (the stored best was measured with an older template and is not used; re-run `%s`)\n",
+                  retune.c_str());
       continue;
     }
-    int rank = 0;
-    for (const auto& trial : trials) {
-      if (trial.device_key != device) continue;
-      if (command.limit > 0 && rank >= command.limit) {
-        std::printf("      ... (--limit 0 shows all)\n");
-        break;
+    int shown = 0;
+    auto print_rows = [&](const std::vector<const StoredTrial*>& rows, bool older_template) {
+      for (const StoredTrial* trial : rows) {
+        if (command.limit > 0 && shown >= command.limit) {
+          std::printf("      ... (--limit 0 shows all)\n");
+          return false;
+        }
+        ++shown;
+        print_trial_row(older_template ? 0 : shown, *trial, baseline, older_template);
       }
-      print_trial_row(++rank, trial, baseline);
-    }
+      return true;
+    };
+    if (!print_rows(current, false) || older.empty()) continue;
+    if (command.all)
+      print_rows(older, true);
+    else
+      std::printf(
+          "      %zu trial%s of an older template not shown: not used by the resolver (`--all` lists them, `%s` "
+          "measures them again)\n",
+          older.size(), older.size() == 1 ? "" : "s", retune.c_str());
   }
   return 0;
 }

@@ -26,6 +26,7 @@ struct QueryCommand {
   ProblemShape shape = headline_shape();
   std::string db_path;
   int limit = 20;
+  bool all = false;  ///< list: also the trials of an older template (history the resolver skips)
 };
 
 struct CheckCommand {

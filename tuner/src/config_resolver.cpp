@@ -30,6 +30,18 @@ const SearchSpace* ConfigResolver::space_for(const std::string& family) {
   return nullptr;
 }
 
+bool ConfigResolver::of_older_template(const TrialResult& trial) {
+  auto found = template_hashes_.find(trial.config.family);
+  if (found == template_hashes_.end()) {
+    const SearchSpace* space = space_for(trial.config.family);
+    if (!space) return false;
+    if (!templates_) templates_.emplace(TemplateLibrary::embedded());
+    found =
+        template_hashes_.emplace(trial.config.family, templates_->include_closure_hash(space->template_file())).first;
+  }
+  return trial.template_hash != found->second;
+}
+
 Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFingerprint& device,
                                    const DeviceLimits& limits) {
   validate_dtype_policy(shape);
@@ -40,27 +52,51 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
     return space && std::find(space->dtypes().begin(), space->dtypes().end(), shape.dtype) != space->dtypes().end() &&
            !space->check_shape(config, shape) && !space->check_device(config, limits);
   };
+  // Rows of an older template are skipped; the detail then says so, since only a new
+  // `fusetune tune` of the shape brings them back.
+  bool exact_is_older = false, nearer_is_older = false;
+  auto with_note = [&](Resolution resolution) {
+    if (exact_is_older)
+      resolution.detail += "; tuned rows for this shape are of an older template: re-run fusetune tune";
+    else if (nearer_is_older)
+      resolution.detail += "; tuned rows of nearer shapes are of an older template: re-run fusetune tune";
+    return resolution;
+  };
   if (db_) {
     const std::string device_key = device.key();
-    if (auto exact = db_->best(device_key, shape); exact && usable(exact->result.config))
-      return {exact->result.config, ResolutionSource::kExact, "tuned for this shape on " + device.name};
-    // Nearest tuned shapes first; from each, its best config if it can implement this
-    // shape, else its fastest measured config that can (e.g. one without vector loads
-    // when k is odd).
+    if (auto exact = db_->best(device_key, shape)) {
+      exact_is_older = of_older_template(exact->result);
+      if (!exact_is_older && usable(exact->result.config))
+        return {exact->result.config, ResolutionSource::kExact, "tuned for this shape on " + device.name};
+    }
+    // Nearest tuned shapes first (this shape itself first where its best was passed over);
+    // from each, its best config if it can implement this shape, else its fastest measured
+    // config that can (e.g. one without vector loads when k is odd, or one of a family whose
+    // template did not change when the best's did).
     auto tuned = db_->bests(device_key, shape.dtype, shape.policy);
     std::stable_sort(tuned.begin(), tuned.end(), [&](const StoredTrial& a, const StoredTrial& b) {
       return shape_distance(a.result.shape, shape) < shape_distance(b.result.shape, shape);
     });
     const double bound = relative_error_bound(shape.policy);
     for (const auto& best : tuned) {
-      const std::string detail = "nearest tuned shape " + best.result.shape.dims() + " on " + device.name;
-      if (usable(best.result.config)) return {best.result.config, ResolutionSource::kNearest, detail};
-      for (const auto& trial : db_->trials(device_key, best.result.shape)) {
+      const ProblemShape& tuned_shape = best.result.shape;
+      const bool same = tuned_shape.m == shape.m && tuned_shape.n == shape.n && tuned_shape.k == shape.k;
+      const ResolutionSource source = same ? ResolutionSource::kExact : ResolutionSource::kNearest;
+      const std::string detail =
+          (same ? "tuned for this shape" : "nearest tuned shape " + tuned_shape.dims()) + " on " + device.name;
+      const bool older = of_older_template(best.result);
+      if (!older && usable(best.result.config)) return with_note({best.result.config, source, detail});
+      for (const auto& trial : db_->trials(device_key, tuned_shape)) {
         const TrialResult& r = trial.result;
         if (r.status != TrialStatus::kOk) break;  // ok trials come first, fastest first
-        if (r.error && r.error->relative_l2 <= bound && usable(r.config))
-          return {r.config, ResolutionSource::kNearest, detail + " (its fastest config that fits)"};
+        if (!r.error || r.error->relative_l2 > bound || of_older_template(r) || !usable(r.config)) continue;
+        if (same && exact_is_older)  // a family whose template did not change, measured for this shape
+          return {
+              r.config, source,
+              detail + " (its fastest config that fits; its best row is of an older template: re-run fusetune tune)"};
+        return with_note({r.config, source, detail + " (its fastest config that fits)"});
       }
+      if (older && !same) nearer_is_older = true;
     }
   }
   if (auto knobs = default_knobs(shape, device.cc_major, device.cc_minor)) {
@@ -74,12 +110,12 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
       }
       KernelConfig config = space->make_config(values);
       if (usable(config))
-        return {config, ResolutionSource::kDefault,
-                "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +
-                    std::to_string(device.cc_minor)};
+        return with_note({config, ResolutionSource::kDefault,
+                          "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +
+                              std::to_string(device.cc_minor)});
     }
   }
-  return universal(shape);
+  return with_note(universal(shape));
 }
 
 Resolution ConfigResolver::universal(const ProblemShape& shape) {

@@ -1,14 +1,17 @@
 // ConfigResolver: which config runs a problem on a device. Exact database row, else the
 // nearest tuned shape the config can implement, else the compiled-in default for the
-// architecture, else the family's config that is valid for every shape.
+// architecture, else the family's config that is valid for every shape. Database rows
+// measured with an older template than this build's are never used.
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include "default_configs.h"
 #include "fusetune/fused_linear.h"
 #include "search_space.h"
+#include "source_generator.h"
 #include "tuning_db.h"
 
 namespace fusetune {
@@ -27,10 +30,16 @@ class ConfigResolver {
   /// The universal config of the shape's fallback family: valid for every shape with
   /// element-aligned pointers (what misaligned tensors run).
   Resolution universal(const ProblemShape& shape);
+  /// Whether a stored row was measured with an older template of its (embedded) family than
+  /// this build's: such a row timed a kernel that its config name no longer builds, so it is
+  /// skipped. Rows of a family this build does not ship are not judged (false).
+  bool of_older_template(const TrialResult& trial);
 
  private:
   const TuningDb* db_;
   std::map<std::string, SearchSpace> spaces_;
+  std::optional<TemplateLibrary> templates_;            ///< the embedded templates, loaded on first use
+  std::map<std::string, std::string> template_hashes_;  ///< include-closure hash by family, computed once
 };
 
 }  // namespace fusetune
