@@ -111,12 +111,15 @@ __device__ __forceinline__ void tma_load_2d_multicast(unsigned destination, cons
       : "memory");
 }
 
-/// Arrives on the barrier at shared address `barrier` of block `rank` of the cluster.
+/// Arrives on the barrier at shared address `barrier` of block `rank` of the cluster, with the
+/// arrive's default semantics (release at CTA scope): what it orders is this block's own
+/// wgmma reads of the stage before the peer's TMA overwrites it. An explicit
+/// `.release.cluster` made every 2-block cluster kernel 2.5x slower on the H100 (bench/RESULTS.md).
 __device__ __forceinline__ void mbarrier_arrive_cluster(unsigned barrier, unsigned rank) {
   asm volatile(
       "{\n.reg .b32 remote;\n"
       "mapa.shared::cluster.u32 remote, %0, %1;\n"
-      "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(barrier),
+      "mbarrier.arrive.shared::cluster.b64 _, [remote];\n}\n" ::"r"(barrier),
       "r"(rank)
       : "memory");
 }
@@ -201,21 +204,6 @@ __device__ __forceinline__ unsigned round_to_tf32(float value) {
 
 // ---- element conversions (raw bits: no cuda_bf16.h / cuda_fp16.h needed under NVRTC) ----
 
-template <int kOperand>
-__device__ __forceinline__ float load_element(const void* base, long long index) {
-  if constexpr (kOperand == kOperandBf16) {
-    const unsigned short bits = static_cast<const unsigned short*>(base)[index];
-    return __uint_as_float(static_cast<unsigned>(bits) << 16);
-  } else if constexpr (kOperand == kOperandFp16) {
-    const unsigned short bits = static_cast<const unsigned short*>(base)[index];
-    float value;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
-    return value;
-  } else {
-    return static_cast<const float*>(base)[index];
-  }
-}
-
 /// first and second rounded once to the 16-bit type kOperand and packed, first in the lower half.
 template <int kOperand>
 __device__ __forceinline__ unsigned pack_pair(float first, float second) {
@@ -279,131 +267,158 @@ __device__ __forceinline__ void tile_coordinates(int t, int tiles_m, int tiles_n
 
 // ---- the epilogue ----
 
-/// fused_epilogue (fused_epilogue.cuh) with the special-function unit (MUFU) instead of IEEE
-/// expf and division, which cost tens of instructions per element: the epilogue of a
-/// 128 x 256 tile runs while the tensor cores wait, so its length matters, and MUFU issues only
-/// 16 results per clock per SM, so the number of MUFU operations per element sets it.
-/// - fp32 outputs (TF32, 3xTF32): ex2.approx and rcp.approx, two MUFU operations, a few ulp
-///   each: a few 1e-7 relative in sigmoid, far inside the `high` and `highest` bounds.
-/// - bf16 / fp16 outputs: sigmoid(z) = (1 + tanh(z / 2)) / 2 with tanh.approx, one MUFU
-///   operation; its relative error (at most 2^-11) is below the rounding of the 16-bit output.
+/// fused_epilogue (fused_epilogue.cuh) of two elements of one row, (acc0, acc1) with their
+/// biases, with the special-function unit (MUFU) instead of IEEE expf and division, which cost
+/// tens of instructions per element: the epilogue runs while this block's tensor cores wait,
+/// and MUFU issues only 16 results per clock per SM, so MUFU operations per element set its
+/// length.
+/// - fp32 outputs (TF32, 3xTF32): ex2.approx and rcp.approx, two MUFU operations per element,
+///   a few ulp each: a few 1e-7 relative in sigmoid, far inside the `high` and `highest` bounds.
+/// - bf16 / fp16 outputs: sigmoid(z) = (1 + tanh(z / 2)) / 2, with one tanh.approx.f16x2 for
+///   both elements (half a MUFU operation per element; the f32 form took one each, and the
+///   epilogue's arithmetic measured 4% of the bf16 kernel). Its error, about 2^-11 absolute in
+///   tanh, is below the rounding of the 16-bit output; z / 2 is clamped to +-16, where tanh
+///   is 1 in fp16, so no z overflows the fp16 input.
 /// Saturation and NaN behave as in fused_epilogue: z < -88.7 gives exp2 = inf and rcp(inf) = 0
 /// exactly, tanh = -1 gives z + s/2 - s/2; large z gives sigmoid 1; z = +-inf gives +-inf;
-/// NaN gives NaN.
+/// NaN gives NaN (through z, whatever tanh of the clamped value is).
 template <int kOperand>
-__device__ __forceinline__ float fast_fused_epilogue(float acc, float bias, float scale) {
-  const float z = acc + bias;
+__device__ __forceinline__ void fast_fused_epilogue(float acc0, float acc1, float bias0, float bias1, float scale,
+                                                    float& out0, float& out1) {
+  const float z0 = acc0 + bias0, z1 = acc1 + bias1;
   if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
     const float half_scale = 0.5f * scale;
-    float tanh_half_z;
-    asm("tanh.approx.f32 %0, %1;" : "=f"(tanh_half_z) : "f"(0.5f * z));
-    return fmaf(half_scale, tanh_half_z, z + half_scale);
+    unsigned half_z, tanh_half_z;
+    asm("{\n.reg .b32 packed, limit;\n"
+        "cvt.rn.f16x2.f32 packed, %1, %2;\n"  // z1 / 2 to the upper half
+        "mov.b32 limit, 0x4C004C00;\n"        // 16.0 in both halves
+        "min.f16x2 packed, packed, limit;\n"
+        "mov.b32 limit, 0xCC00CC00;\n"  // -16.0
+        "max.f16x2 %0, packed, limit;\n}\n"
+        : "=r"(half_z)
+        : "f"(0.5f * z1), "f"(0.5f * z0));
+    asm("tanh.approx.f16x2 %0, %1;" : "=r"(tanh_half_z) : "r"(half_z));
+    float tanh0, tanh1;
+    asm("{\n.reg .f16 low, high;\n"
+        "mov.b32 {low, high}, %2;\n"
+        "cvt.f32.f16 %0, low;\n"
+        "cvt.f32.f16 %1, high;\n}\n"
+        : "=f"(tanh0), "=f"(tanh1)
+        : "r"(tanh_half_z));
+    out0 = fmaf(half_scale, tanh0, z0 + half_scale);
+    out1 = fmaf(half_scale, tanh1, z1 + half_scale);
   } else {
-    float exp_minus_z, sigmoid;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(exp_minus_z) : "f"(z * -1.4426950408889634f));
-    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(sigmoid) : "f"(1.0f + exp_minus_z));
-    return fmaf(scale, sigmoid, z);
+    float exp0, exp1, sigmoid0, sigmoid1;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(exp0) : "f"(z0 * -1.4426950408889634f));
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(exp1) : "f"(z1 * -1.4426950408889634f));
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(sigmoid0) : "f"(1.0f + exp0));
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(sigmoid1) : "f"(1.0f + exp1));
+    out0 = fmaf(scale, sigmoid0, z0);
+    out1 = fmaf(scale, sigmoid1, z1);
   }
 }
 
-/// Bias of columns (col, col + 1), col even, as fp32. `pair_loads`: the bias pointer is
-/// aligned for one load of both (a 4-byte bf16/fp16 pair, an 8-byte fp32 pair).
-template <int kOperand>
-__device__ __forceinline__ void load_bias_pair(const void* bias, int col, bool pair_loads, float& first,
-                                               float& second) {
-  if (!pair_loads) {
-    first = load_element<kOperand>(bias, col);
-    second = load_element<kOperand>(bias, col + 1);
-  } else if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
-    const unsigned bits = *reinterpret_cast<const unsigned*>(static_cast<const unsigned short*>(bias) + col);
-    const unsigned short low = bits & 0xffff, high = bits >> 16;
-    first = load_element<kOperand>(&low, 0);
-    second = load_element<kOperand>(&high, 0);
-  } else {
-    const float2 both = *reinterpret_cast<const float2*>(static_cast<const float*>(bias) + col);
-    first = both.x;
-    second = both.y;
-  }
-}
+/// The bias of the columns one consumer thread stores in one tile: wgmma's accumulator layout
+/// gives thread `lane` the column pairs tile_col0 + 8 q + 2 (lane % 4) (+ 1), q < kTileN / 8.
+/// Columns at or past n, or no bias at all, read as 0.
+/// - 16-bit biases are loaded into registers when the consumer starts the tile, before its
+///   products, packed one register per pair (16 for a 128-column tile): the loads' latency
+///   hides behind the mainloop instead of sitting in the epilogue, which the tensor cores
+///   wait for. Measured on the H100: the epilogue's bias loads and arithmetic were 4% of the
+///   bf16 kernel; preloading and the f16x2 tanh took 2% off it.
+/// - fp32 biases are read when the epilogue needs them (read-only loads the compiler may
+///   hoist): preloaded, two registers per pair, they made 3xTF32 5% slower and spilled TF32
+///   128x256.
+template <int kOperand, int kTileN>
+struct TileBias {
+  static constexpr bool kPacked = OperandTraits<kOperand>::kElementBytes == 2;
+  static constexpr int kPairs = kTileN / 8;
+  unsigned pairs[kPacked ? kPairs : 1];  ///< 16-bit: pair q, first column in the low half
+  const float* bias32;                   ///< fp32: the bias, or null
+  int col0, n;
+  bool aligned;  ///< the bias pointer is aligned for one load per pair
 
-/// Bias of columns (col, col + 1) as fp32, 0 for a column at or past n (edge tiles).
-template <int kOperand>
-__device__ __forceinline__ void load_bias_clipped(const void* bias, int col, int n, float& first, float& second) {
-  first = col < n ? load_element<kOperand>(bias, col) : 0.0f;
-  second = col + 1 < n ? load_element<kOperand>(bias, col + 1) : 0.0f;
-}
-
-/// store_slice for a slice wholly inside out with even n: every column pair is one aligned
-/// store and nothing is predicated. kBias: whether there is a bias (a branch per slice, not per
-/// pair). The bias of 8 column pairs is loaded before their stores: out may alias the bias as
-/// far as the compiler knows, so a load after a store would wait for it.
-template <int kOperand, int kTileN, bool kBias>
-__device__ __forceinline__ void store_interior_slice(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
-                                                     int row, int tile_col0, int lane) {
-  constexpr int kPairBytes = 2 * OperandTraits<kOperand>::kElementBytes;
-  constexpr int kChunkPairs = 8;
-  static_assert((kTileN / 8) % kChunkPairs == 0, "whole chunks of column pairs");
-  const bool bias_pairs = reinterpret_cast<unsigned long long>(args.bias) % kPairBytes == 0;
-  const int col0 = tile_col0 + 2 * (lane % 4);
-  const long long offset = static_cast<long long>(row) * args.n + col0;
-  const long long offset8 = offset + 8ll * args.n;
+  __device__ __forceinline__ void load(const HopperLinearArgs& args, int tile_col0, int lane) {
+    col0 = tile_col0 + 2 * (lane % 4);
+    n = args.n;
+    aligned = reinterpret_cast<unsigned long long>(args.bias) % (2 * OperandTraits<kOperand>::kElementBytes) == 0;
+    bias32 = static_cast<const float*>(args.bias);
+    if constexpr (kPacked) {
+      const unsigned short* bias = static_cast<const unsigned short*>(args.bias);
 #pragma unroll
-  for (int chunk = 0; chunk < kTileN / 8; chunk += kChunkPairs) {
-    float bias[kChunkPairs][2] = {};
-#pragma unroll
-    for (int q = 0; q < kChunkPairs; ++q)
-      if constexpr (kBias)
-        load_bias_pair<kOperand>(args.bias, col0 + 8 * (chunk + q), bias_pairs, bias[q][0], bias[q][1]);
-#pragma unroll
-    for (int q = 0; q < kChunkPairs; ++q) {
-      const int i = 4 * (chunk + q), col_in_tile = 8 * (chunk + q);
-      store_elements<kOperand>(args.out, offset + col_in_tile,
-                               fast_fused_epilogue<kOperand>(acc[i], bias[q][0], args.scale),
-                               fast_fused_epilogue<kOperand>(acc[i + 1], bias[q][1], args.scale), true, true);
-      store_elements<kOperand>(args.out, offset8 + col_in_tile,
-                               fast_fused_epilogue<kOperand>(acc[i + 2], bias[q][0], args.scale),
-                               fast_fused_epilogue<kOperand>(acc[i + 3], bias[q][1], args.scale), true, true);
+      for (int q = 0; q < kPairs; ++q) {
+        const int col = col0 + 8 * q;
+        if (!bias) {
+          pairs[q] = 0;
+        } else if (aligned && col + 1 < n) {
+          pairs[q] = __ldg(reinterpret_cast<const unsigned*>(bias + col));
+        } else {
+          const unsigned low = col < n ? __ldg(bias + col) : 0u, high = col + 1 < n ? __ldg(bias + col + 1) : 0u;
+          pairs[q] = low | (high << 16);
+        }
+      }
     }
   }
-}
+
+  /// The bias of pair q as fp32.
+  __device__ __forceinline__ void get(int q, float& first, float& second) const {
+    if constexpr (kOperand == kOperandBf16) {
+      first = __uint_as_float(pairs[q] << 16);
+      second = __uint_as_float(pairs[q] & 0xffff0000u);
+    } else if constexpr (kOperand == kOperandFp16) {
+      asm("{\n.reg .f16 low, high;\n"
+          "mov.b32 {low, high}, %2;\n"
+          "cvt.f32.f16 %0, low;\n"
+          "cvt.f32.f16 %1, high;\n}\n"
+          : "=f"(first), "=f"(second)
+          : "r"(pairs[q]));
+    } else {
+      const int col = col0 + 8 * q;
+      first = second = 0.0f;
+      if (bias32 && aligned && col + 1 < n) {
+        const float2 both = __ldg(reinterpret_cast<const float2*>(bias32 + col));
+        first = both.x;
+        second = both.y;
+      } else if (bias32) {
+        if (col < n) first = __ldg(bias32 + col);
+        if (col + 1 < n) second = __ldg(bias32 + col + 1);
+      }
+    }
+  }
+};
 
 /// Applies the fused epilogue to one consumer's accumulators of a 64-row slice and stores
-/// out. wgmma's accumulator layout: thread (warp w, lane l) holds, for i in [0, kTileN / 2),
-/// row 16 w + l / 4 + 8 ((i / 2) % 2), column 8 (i / 4) + 2 (l % 4) + i % 2.
-///
-/// The epilogue runs while this block's tensor cores wait, so its instruction count matters:
-/// slices wholly inside out (all but the edge tiles' when n is even) take store_interior_slice,
-/// with no per-element bounds checks; the edge slices take the predicated path below.
+/// out from registers. wgmma's accumulator layout: thread (warp w, lane l) holds, for i in
+/// [0, kTileN / 2), row 16 w + l / 4 + 8 ((i / 2) % 2), column 8 (i / 4) + 2 (l % 4) + i % 2.
+/// Slices wholly inside out with even n (all but the edge tiles') store every column pair
+/// with one aligned store and no bounds checks; the edge slices check each element.
 template <int kOperand, int kTileN>
 __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
-                                            int slice_row0, int tile_col0, int thread) {
+                                            const TileBias<kOperand, kTileN>& bias, int slice_row0, int tile_col0,
+                                            int thread) {
   const int warp = thread / 32, lane = thread % 32;
   const int row = slice_row0 + 16 * warp + lane / 4;  // and row + 8
-  if (slice_row0 + 64 <= args.m && tile_col0 + kTileN <= args.n && args.n % 2 == 0) {
-    if (args.bias)
-      store_interior_slice<kOperand, kTileN, true>(args, acc, row, tile_col0, lane);
-    else
-      store_interior_slice<kOperand, kTileN, false>(args, acc, row, tile_col0, lane);
-    return;
-  }
-  const bool row_ok = row < args.m, row8_ok = row + 8 < args.m;
-  const bool aligned_pair = (args.n % 2) == 0;  // out rows start on pair boundaries
   const long long offset = static_cast<long long>(row) * args.n;
   const long long offset8 = offset + 8ll * args.n;
+  const bool interior = slice_row0 + 64 <= args.m && tile_col0 + kTileN <= args.n && args.n % 2 == 0;
+  const bool row_ok = row < args.m, row8_ok = row + 8 < args.m;
+  const bool aligned_pair = args.n % 2 == 0;  // out rows start on pair boundaries
 #pragma unroll
   for (int i = 0; i < kTileN / 2; i += 4) {
     // acc[i], acc[i + 1]: (row, col), (row, col + 1); acc[i + 2], acc[i + 3]: the same columns of row + 8.
     const int col = tile_col0 + 8 * (i / 4) + 2 * (lane % 4);
-    if (col >= args.n) continue;
-    const bool pair = col + 1 < args.n;
-    float bias0 = 0.0f, bias1 = 0.0f;  // one load per column pair, shared by both rows
-    if (args.bias) load_bias_clipped<kOperand>(args.bias, col, args.n, bias0, bias1);
-    if (row_ok)
-      store_elements<kOperand>(args.out, offset + col, fast_fused_epilogue<kOperand>(acc[i], bias0, args.scale),
-                               fast_fused_epilogue<kOperand>(acc[i + 1], bias1, args.scale), pair, aligned_pair);
-    if (row8_ok)
-      store_elements<kOperand>(args.out, offset8 + col, fast_fused_epilogue<kOperand>(acc[i + 2], bias0, args.scale),
-                               fast_fused_epilogue<kOperand>(acc[i + 3], bias1, args.scale), pair, aligned_pair);
+    float bias0, bias1, out0, out1, out2, out3;
+    bias.get(i / 4, bias0, bias1);
+    fast_fused_epilogue<kOperand>(acc[i], acc[i + 1], bias0, bias1, args.scale, out0, out1);
+    fast_fused_epilogue<kOperand>(acc[i + 2], acc[i + 3], bias0, bias1, args.scale, out2, out3);
+    if (interior) {
+      store_elements<kOperand>(args.out, offset + col, out0, out1, true, true);
+      store_elements<kOperand>(args.out, offset8 + col, out2, out3, true, true);
+    } else if (col < args.n) {
+      const bool pair = col + 1 < args.n;
+      if (row_ok) store_elements<kOperand>(args.out, offset + col, out0, out1, pair, aligned_pair);
+      if (row8_ok) store_elements<kOperand>(args.out, offset8 + col, out2, out3, pair, aligned_pair);
+    }
   }
 }
 
@@ -416,27 +431,23 @@ constexpr int kStoreBoxBytes = kStoreBoxRows * 128;
 /// (args.out_tma): for each box of the slice, the consumer's 128 threads write their fused
 /// outputs into a staging buffer, and one thread hands the box to TMA, which writes it to out
 /// (clipped at m and n) while the consumer goes on: to the next box, then to the next tile's
-/// products. Measured on the H100 (bench/RESULTS.md): the whole fused epilogue costs 14-17 us
-/// of a 184 us bf16 kernel, time the tensor cores wait; this path took 1.5% off the bf16
+/// products. Measured on the H100 (bench/RESULTS.md): this path took 1.5% off the bf16
 /// kernel against register stores, but made fp32 outputs (twice the boxes) slower.
 /// `boxes_issued` counts this consumer's boxes so far (the same in all its threads): a buffer
 /// is written again only once TMA has read the box issued from it kStoreBuffers boxes ago.
-template <int kOperand, int kTileN, int kStoreBuffers, bool kBias>
+template <int kOperand, int kTileN, int kStoreBuffers>
 __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
-                                                int slice_row0, int tile_col0, int thread, unsigned char* staging,
-                                                int barrier_id, int& boxes_issued) {
+                                                const TileBias<kOperand, kTileN>& bias, int slice_row0, int tile_col0,
+                                                int thread, unsigned char* staging, int barrier_id, int& boxes_issued) {
   constexpr int kElementBytes = OperandTraits<kOperand>::kElementBytes;
   constexpr int kBoxCols = 128 / kElementBytes;
   constexpr int kGroupsPerBox = kBoxCols / 8;  // accumulator quads (8 columns each) per box
-  constexpr int kPairBytes = 2 * kElementBytes;
   const int warp = thread / 32, lane = thread % 32;
   const int row = 16 * warp + lane / 4;  // row of the box, and row + 8: the same swizzle (row % 8)
-  const bool bias_pairs = reinterpret_cast<unsigned long long>(args.bias) % kPairBytes == 0;
 #pragma unroll
   for (int box = 0; box < kTileN / kBoxCols; ++box) {
     const int box_col0 = tile_col0 + box * kBoxCols;
     if (box_col0 >= args.n) break;  // the same for the whole warpgroup
-    const bool full_box = box_col0 + kBoxCols <= args.n;
     unsigned char* buffer = staging + (boxes_issued % kStoreBuffers) * kStoreBoxBytes;
     if (boxes_issued >= kStoreBuffers && thread == 0) wait_bulk_group_reads<kStoreBuffers - 1>();
     named_barrier_sync(barrier_id, kWarpgroupThreads);  // the buffer is free
@@ -444,23 +455,17 @@ __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, co
     for (int q = 0; q < kGroupsPerBox; ++q) {
       const int i = 4 * (box * kGroupsPerBox + q);
       const int col_in_box = 8 * q + 2 * (lane % 4);
-      const int col = box_col0 + col_in_box;
-      float bias0 = 0.0f, bias1 = 0.0f;
-      if constexpr (kBias) {
-        if (full_box)
-          load_bias_pair<kOperand>(args.bias, col, bias_pairs, bias0, bias1);
-        else
-          load_bias_clipped<kOperand>(args.bias, col, args.n, bias0, bias1);
-      }
+      float bias0, bias1, out0, out1, out2, out3;
+      bias.get(i / 4, bias0, bias1);
+      fast_fused_epilogue<kOperand>(acc[i], acc[i + 1], bias0, bias1, args.scale, out0, out1);
+      fast_fused_epilogue<kOperand>(acc[i + 2], acc[i + 3], bias0, bias1, args.scale, out2, out3);
       // 16-byte chunk c of a row is stored at chunk c ^ (row % 8): the 8 rows a warp writes
       // at once land in 8 different chunks, so the writes are free of bank conflicts.
       const int byte_in_row = col_in_box * kElementBytes;
       const int offset = ((byte_in_row / 16) ^ (row % 8)) * 16 + byte_in_row % 16;
       unsigned char* row_address = buffer + row * 128 + offset;
-      store_aligned_pair<kOperand>(row_address, fast_fused_epilogue<kOperand>(acc[i], bias0, args.scale),
-                                   fast_fused_epilogue<kOperand>(acc[i + 1], bias1, args.scale));
-      store_aligned_pair<kOperand>(row_address + 8 * 128, fast_fused_epilogue<kOperand>(acc[i + 2], bias0, args.scale),
-                                   fast_fused_epilogue<kOperand>(acc[i + 3], bias1, args.scale));
+      store_aligned_pair<kOperand>(row_address, out0, out1);
+      store_aligned_pair<kOperand>(row_address + 8 * 128, out2, out3);
     }
     fence_async_shared();
     named_barrier_sync(barrier_id, kWarpgroupThreads);  // the box is written
@@ -671,6 +676,8 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
       }
       int tile_row, tile_col;
       tile_coordinates<kRaster, kGroup>(t, tiles_m, tiles_n, tile_row, tile_col);
+      TileBias<kOperand, kTileN> bias;  // 16-bit: loaded now, before the products
+      bias.load(args, tile_col * kTileN, thread % 32);
       if constexpr (kSplit) {
 #pragma unroll
         for (int j = 0; j < kSlices; ++j)
@@ -768,16 +775,12 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
       auto epilogue = [&](const float(&result)[kTileN / 2], int slice_row0) {
         if constexpr (kStoreBuffers > 0) {
           if (args.out_tma) {
-            if (args.bias)
-              store_slice_tma<kOperand, kTileN, kStoreBuffers, true>(
-                  args, result, slice_row0, tile_col * kTileN, thread, consumer_staging, barrier_id, boxes_issued);
-            else
-              store_slice_tma<kOperand, kTileN, kStoreBuffers, false>(
-                  args, result, slice_row0, tile_col * kTileN, thread, consumer_staging, barrier_id, boxes_issued);
+            store_slice_tma<kOperand, kTileN, kStoreBuffers>(args, result, bias, slice_row0, tile_col * kTileN, thread,
+                                                             consumer_staging, barrier_id, boxes_issued);
             return;
           }
         }
-        store_slice<kOperand, kTileN>(args, result, slice_row0, tile_col * kTileN, thread);
+        store_slice<kOperand, kTileN>(args, result, bias, slice_row0, tile_col * kTileN, thread);
       };
 #pragma unroll
       for (int j = 0; j < kSlices; ++j) {
