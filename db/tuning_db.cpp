@@ -504,17 +504,20 @@ struct TuningDb::Impl {
 
   /// The body of update_best, inside the caller's transaction.
   std::optional<StoredTrial> recompute_best(std::int64_t device_id, const ProblemShape& shape,
-                                            const std::map<std::string, std::string>& current_template_hashes = {}) {
-    Statement pick(db,
-                   "SELECT id, family, template_hash FROM trial WHERE device_id = ?1 AND m = ?2 AND n = ?3 "
-                   "AND k = ?4 AND dtype = ?5 AND policy = ?6 AND status = 'ok' AND time_median_ms IS NOT "
-                   "NULL AND rel_error IS NOT NULL AND rel_error <= ?7 AND "
-                   "coalesce(non_finite, 0) = 0 ORDER BY time_median_ms, id");
+                                            const std::map<std::string, std::string>& current_template_hashes = {},
+                                            const TuningDb::ConfigFilter& admitted = {}) {
+    Statement pick(
+        db,
+        "SELECT id, family, template_hash, config_name FROM trial WHERE device_id = ?1 AND m = ?2 AND n = ?3 "
+        "AND k = ?4 AND dtype = ?5 AND policy = ?6 AND status = 'ok' AND time_median_ms IS NOT "
+        "NULL AND rel_error IS NOT NULL AND rel_error <= ?7 AND "
+        "coalesce(non_finite, 0) = 0 ORDER BY time_median_ms, id");
     pick.bind(1, device_id).bind_shape(2, shape).bind(7, relative_error_bound(shape.policy));
     std::optional<std::int64_t> picked;
     while (!picked && pick.step()) {
       const auto current = current_template_hashes.find(pick.column_text(1));
-      if (current == current_template_hashes.end() || current->second == pick.column_text(2))
+      if ((current == current_template_hashes.end() || current->second == pick.column_text(2)) &&
+          (!admitted || admitted(pick.column_text(1), pick.column_text(3))))
         picked = pick.column_int64(0);
     }
     if (!picked) {
@@ -747,10 +750,11 @@ std::optional<BaselineResult> TuningDb::latest_baseline(const std::string& devic
 }
 
 std::optional<StoredTrial> TuningDb::update_best(std::int64_t device_id, const ProblemShape& shape,
-                                                 const std::map<std::string, std::string>& current_template_hashes) {
+                                                 const std::map<std::string, std::string>& current_template_hashes,
+                                                 const ConfigFilter& admitted) {
   impl_->require_writable("update_best");
   WriteTransaction transaction(impl_->db);
-  auto best = impl_->recompute_best(device_id, shape, current_template_hashes);
+  auto best = impl_->recompute_best(device_id, shape, current_template_hashes, admitted);
   transaction.commit();
   return best;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -106,9 +107,14 @@ class TuningDb {
   /// whose relative error meets the policy's bound (and with no non-finite outputs). A trial of
   /// a family named in `current_template_hashes` counts only if it was measured with that
   /// hash: a row of an older template says nothing about the kernel its name builds now.
+  /// `admitted`, when given, says whether a (family, config name) is still a config of this
+  /// build's search space (a space may drop a knob value, e.g. one that proved too inexact);
+  /// rows it rejects do not count either.
   /// Returns it, or nullopt (and drops the stored best) if none passed.
+  using ConfigFilter = std::function<bool(const std::string& family, const std::string& config_name)>;
   std::optional<StoredTrial> update_best(std::int64_t device_id, const ProblemShape& shape,
-                                         const std::map<std::string, std::string>& current_template_hashes = {});
+                                         const std::map<std::string, std::string>& current_template_hashes = {},
+                                         const ConfigFilter& admitted = {});
   /// The stored best for exactly this problem on the device.
   std::optional<StoredTrial> best(const std::string& device_key, const ProblemShape& shape) const;
   /// Every best row of the device for this dtype and policy (any shape): the resolver

@@ -211,6 +211,48 @@ TEST_F(ConfigResolverTest, ForHighestTheFastestOfFfmaAnd3xTf32WithinTheBoundWins
   EXPECT_EQ(ConfigResolver(&*db_).resolve(shape, h100(), limits_).config, split_configs.front());
 }
 
+/// The 3xTF32 config `config` with its promotion interval changed to `promote` (a value the
+/// space may no longer declare), named as a build that declared it would name it.
+KernelConfig with_promote(const KernelConfig& config, std::int64_t promote) {
+  KernelConfig changed = config;
+  changed.knobs["promote"] = promote;
+  const std::string from = "_pr" + std::to_string(config.knob("promote")) + "_";
+  changed.name.replace(changed.name.find(from), from.size(), "_pr" + std::to_string(promote) + "_");
+  return changed;
+}
+
+TEST_F(ConfigResolverTest, AStoredConfigThatTheSpaceNoLongerHasIsNeverRun) {
+  // The 3xTF32 space dropped promotion every 8 k-blocks (too inexact on saturated inputs);
+  // a database tuned before still holds such rows, faster and within the bound on its inputs.
+  const SearchSpace split = load_search_space("wgmma_3xtf32");
+  const auto split_configs = split.valid_configs(limits_);
+  ASSERT_FALSE(split_configs.empty());
+  const KernelConfig dropped = with_promote(split_configs.front(), 8);
+  EXPECT_FALSE(split.admits(dropped));
+  EXPECT_TRUE(split.admits(split_configs.front()));
+  const ProblemShape shape{1024, 8192, 8192};
+  store_best(shape, split_configs.front(), 1.02);
+  TrialResult faster;
+  faster.shape = shape;
+  faster.config = dropped;
+  faster.template_hash = current_hash("wgmma_3xtf32");
+  faster.status = TrialStatus::kOk;
+  faster.timing = TimingStats{1.01, 1.0, 1.1, 10};
+  faster.error = ErrorStats{7.9e-7, 4e-6, 0, 0};
+  db_->record_trial(run_id_, device_id_, faster);
+  // Without the space's judgment the dropped config is the fastest row; with it, it is not.
+  EXPECT_EQ(db_->update_best(device_id_, shape)->result.config.name, dropped.name);
+  ConfigResolver resolver(&*db_);
+  const Resolution resolution = resolver.resolve(shape, h100(), limits_);  // no throw
+  EXPECT_EQ(resolution.config, split_configs.front());
+  const auto admitted = [&](const std::string& family, const std::string& name) {
+    return family != "wgmma_3xtf32" || name != dropped.name;
+  };
+  EXPECT_EQ(db_->update_best(device_id_, shape, {}, admitted)->result.config, split_configs.front());
+  // A nearby shape resolves past it too.
+  EXPECT_EQ(resolver.resolve({1000, 8000, 8192}, h100(), limits_).config, split_configs.front());
+}
+
 TEST_F(ConfigResolverTest, RowsOfAnotherPolicyAreNeverUsed) {
   const SearchSpace tf32 = load_search_space("wgmma_tf32");
   const KernelConfig tuned = tf32.valid_configs(limits_).back();

@@ -46,11 +46,12 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
                                    const DeviceLimits& limits) {
   validate_dtype_policy(shape);
   // A config is usable if this build ships its family, the family computes in the shape's
-  // dtype, and the config fits the shape and the device.
+  // dtype, the config is still one of the family's space (a stored row may name a knob value
+  // the space has dropped since), and it fits the shape and the device.
   auto usable = [&](const KernelConfig& config) {
     const SearchSpace* space = space_for(config.family);
     return space && std::find(space->dtypes().begin(), space->dtypes().end(), shape.dtype) != space->dtypes().end() &&
-           !space->check_shape(config, shape) && !space->check_device(config, limits);
+           space->admits(config) && !space->check_shape(config, shape) && !space->check_device(config, limits);
   };
   // Rows of an older template are skipped; the detail then says so, since only a new
   // `fusetune tune` of the shape brings them back.

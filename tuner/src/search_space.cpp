@@ -552,6 +552,15 @@ std::vector<KernelConfig> SearchSpace::valid_configs(const DeviceLimits& limits)
   return configs;
 }
 
+bool SearchSpace::admits(const KernelConfig& config) const {
+  if (config.family != family_) return false;
+  try {
+    return !check_constraints(config);
+  } catch (const UsageError&) {
+    return false;  // a knob or value this space does not declare
+  }
+}
+
 std::optional<std::string> SearchSpace::check_constraints(const KernelConfig& config) const {
   if (config.family != family_) throw UsageError("config '" + config.name + "' is not of family '" + family_ + "'");
   check_knobs(config.knobs);

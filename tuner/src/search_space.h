@@ -107,6 +107,10 @@ class SearchSpace {
   /// enumerate() minus configs whose threads or shared memory exceed the device limits.
   std::vector<KernelConfig> valid_configs(const DeviceLimits& limits) const;
 
+  /// Whether `config` is one of this space's configs: this family, every knob declared with
+  /// a declared value, every constraint met. (A stored config may predate the space: a value
+  /// dropped since, or a knob added.)
+  bool admits(const KernelConfig& config) const;
   /// nullopt if the config satisfies every constraint, else "<expr>: <why>" of the first
   /// violated one. Throws UsageError if the config is not one of this family's.
   std::optional<std::string> check_constraints(const KernelConfig& config) const;

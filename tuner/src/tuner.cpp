@@ -337,10 +337,25 @@ TuneReport tune(const TuneOptions& options) {
   for (const std::string& family : embedded_families())
     current_hashes[family] = templates.include_closure_hash(load_search_space(family).template_file());
   for (const auto& [family, hash] : template_hash_of) current_hashes[family] = hash;  // e.g. a .json path's
-  report.best = db->update_best(device_id, shape, current_hashes);
+  // Nor do configs that the family's space no longer has (e.g. a promotion interval dropped
+  // as too inexact): the resolver would not run them.
+  std::map<std::string, SearchSpace> current_spaces;
+  for (const std::string& family : embedded_families()) current_spaces.emplace(family, load_search_space(family));
+  for (const SearchSpace& space : spaces) current_spaces.insert_or_assign(space.family(), space);
+  const auto admitted = [&](const std::string& family, const std::string& config_name) {
+    const auto space = current_spaces.find(family);
+    if (space == current_spaces.end()) return true;  // e.g. a test template's family
+    try {
+      return space->second.admits(space->second.config_from_name(config_name));
+    } catch (const UsageError&) {
+      return false;
+    }
+  };
+  report.best = db->update_best(device_id, shape, current_hashes, admitted);
   for (auto& stored : db->trials(report.device.key(), shape)) {
     const auto current = current_hashes.find(stored.result.config.family);
-    if (current == current_hashes.end() || current->second == stored.result.template_hash)
+    if ((current == current_hashes.end() || current->second == stored.result.template_hash) &&
+        admitted(stored.result.config.family, stored.result.config.name))
       report.ranking.push_back(std::move(stored));
   }
   return report;
