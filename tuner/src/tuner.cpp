@@ -288,8 +288,8 @@ TuneReport tune(const TuneOptions& options) {
   progress.finish();
 
   // Finals: the fastest correct configs of the tuned families (this run's or earlier runs'
-  // with the current template) re-measured interleaved with the baselines, then stored with
-  // their final timings.
+  // with the current template, and still configs of the family's space) re-measured
+  // interleaved with the baselines, then stored with their final timings.
   ensure_prepared();
   std::vector<StoredTrial> finalists;
   for (auto& stored : db->trials(report.device.key(), shape)) {
@@ -297,7 +297,7 @@ TuneReport tune(const TuneOptions& options) {
     const auto& r = stored.result;
     const auto hash = template_hash_of.find(r.config.family);
     if (r.status == TrialStatus::kOk && hash != template_hash_of.end() && r.template_hash == hash->second && r.error &&
-        r.error->relative_l2 <= relative_error_bound(shape.policy))
+        r.error->relative_l2 <= relative_error_bound(shape.policy) && space_of.at(r.config.family)->admits(r.config))
       finalists.push_back(stored);
   }
   json kernels = json::array();
