@@ -287,17 +287,43 @@ TuneReport tune(const TuneOptions& options) {
   }
   progress.finish();
 
+  // Which stored rows still count: a row of an older template of its family (an earlier
+  // build's) timed a kernel that its config name no longer builds, and a config that the
+  // family's space no longer has (e.g. a promotion interval dropped as too inexact) is one the
+  // resolver would not run. Neither is a finalist, the best, or in the ranking.
+  std::map<std::string, SearchSpace> current_spaces;  // by family: the tuned spaces, else this build's
+  for (const SearchSpace& space : spaces) current_spaces.emplace(space.family(), space);
+  for (const std::string& family : embedded_families())
+    if (!current_spaces.count(family)) current_spaces.emplace(family, load_search_space(family));
+  std::map<std::string, std::string> current_hashes = template_hash_of;  // the tuned families' already
+  for (const auto& [family, space] : current_spaces)
+    if (!current_hashes.count(family))
+      current_hashes.emplace(family, templates.include_closure_hash(space.template_file()));
+  const auto admitted = [&](const std::string& family, const std::string& config_name) {
+    const auto space = current_spaces.find(family);
+    if (space == current_spaces.end()) return true;  // e.g. a test template's family
+    try {
+      return space->second.admits(space->second.config_from_name(config_name));
+    } catch (const UsageError&) {
+      return false;
+    }
+  };
+  const auto counts = [&](const TrialResult& r) {
+    const auto current = current_hashes.find(r.config.family);
+    return (current == current_hashes.end() || current->second == r.template_hash) &&
+           admitted(r.config.family, r.config.name);
+  };
+
   // Finals: the fastest correct configs of the tuned families (this run's or earlier runs'
-  // with the current template, and still configs of the family's space) re-measured
-  // interleaved with the baselines, then stored with their final timings.
+  // that still count) re-measured interleaved with the baselines, then stored with their
+  // final timings.
   ensure_prepared();
   std::vector<StoredTrial> finalists;
   for (auto& stored : db->trials(report.device.key(), shape)) {
     if (static_cast<int>(finalists.size()) >= options.finalists) break;
     const auto& r = stored.result;
-    const auto hash = template_hash_of.find(r.config.family);
-    if (r.status == TrialStatus::kOk && hash != template_hash_of.end() && r.template_hash == hash->second && r.error &&
-        r.error->relative_l2 <= relative_error_bound(shape.policy) && space_of.at(r.config.family)->admits(r.config))
+    if (r.status == TrialStatus::kOk && space_of.count(r.config.family) && counts(r) && r.error &&
+        r.error->relative_l2 <= relative_error_bound(shape.policy))
       finalists.push_back(stored);
   }
   json kernels = json::array();
@@ -331,33 +357,9 @@ TuneReport tune(const TuneOptions& options) {
   if (!report.baselines.empty()) report.baseline = report.baselines.front();
   worker.stop();
 
-  // Rows of an older template of any family (an earlier build's) neither win nor show in the
-  // ranking: they timed a kernel that the config's name no longer builds.
-  std::map<std::string, std::string> current_hashes;
-  for (const std::string& family : embedded_families())
-    current_hashes[family] = templates.include_closure_hash(load_search_space(family).template_file());
-  for (const auto& [family, hash] : template_hash_of) current_hashes[family] = hash;  // e.g. a .json path's
-  // Nor do configs that the family's space no longer has (e.g. a promotion interval dropped
-  // as too inexact): the resolver would not run them.
-  std::map<std::string, SearchSpace> current_spaces;
-  for (const std::string& family : embedded_families()) current_spaces.emplace(family, load_search_space(family));
-  for (const SearchSpace& space : spaces) current_spaces.insert_or_assign(space.family(), space);
-  const auto admitted = [&](const std::string& family, const std::string& config_name) {
-    const auto space = current_spaces.find(family);
-    if (space == current_spaces.end()) return true;  // e.g. a test template's family
-    try {
-      return space->second.admits(space->second.config_from_name(config_name));
-    } catch (const UsageError&) {
-      return false;
-    }
-  };
   report.best = db->update_best(device_id, shape, current_hashes, admitted);
-  for (auto& stored : db->trials(report.device.key(), shape)) {
-    const auto current = current_hashes.find(stored.result.config.family);
-    if ((current == current_hashes.end() || current->second == stored.result.template_hash) &&
-        admitted(stored.result.config.family, stored.result.config.name))
-      report.ranking.push_back(std::move(stored));
-  }
+  for (auto& stored : db->trials(report.device.key(), shape))
+    if (counts(stored.result)) report.ranking.push_back(std::move(stored));
   return report;
 }
 
