@@ -9,7 +9,8 @@
 #   bench    fusetune bench: each policy's winner against its baselines, one process, markdown
 #   example  the load-time API on an untuned shape, against that database
 #   probe    bench/ffma_probe.cu built with nvcc and run (cuBLAS vs hand-picked configs)
-#   pytest   python/tests (carry python/fusetune/_C.abi3.so, built here against the same torch)
+#   pytest   python/tests (carry python/fusetune/_C.abi3.so, built here against the same torch;
+#            fusetune._fast is built there, for that machine's Python)
 #   dropin   bench/pytorch_dropin.py: Model vs ModelNew at the headline shape, with $DB
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,11 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.g
 export FUSETUNE_CACHE_DIR=/tmp/fusetune-cache
 DB="${DB:-$OUT/fusetune.db}"
 if [ "$DB" != "$OUT/fusetune.db" ]; then cp "$DB" "$OUT/fusetune.db" && DB="$OUT/fusetune.db"; fi
+# fusetune._fast is built for one Python: build it for this machine's (the carried _C serves all).
+build_fast_path() {
+  (cd python && FUSETUNE_FAST_PATH_ONLY=1 python3 setup.py -q build_ext --inplace > "$OUT/fast-path-build.log" 2>&1) ||
+    echo "fusetune._fast did not build (see fast-path-build.log): calls go through torch.ops only"
+}
 for step in "$@"; do
   echo "=== $step $(date -u +%FT%TZ)"
   case "$step" in
@@ -42,9 +48,11 @@ for step in "$@"; do
              -lcublas -o /tmp/ffma_probe && /tmp/ffma_probe 2>&1 | tee "$OUT/probe.log" | tail -30 ;;
     wgmma-probe) nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I kernel_templates bench/wgmma_probe.cu \
              -lcublas -o /tmp/wgmma_probe && /tmp/wgmma_probe 2>&1 | tee "$OUT/wgmma-probe.log" | tail -30 ;;
-    pytest) FUSETUNE_DB="$DB" PYTHONPATH=python python3 -m pytest python/tests -q -rs -p no:cacheprovider 2>&1 \
+    pytest) build_fast_path
+            FUSETUNE_DB="$DB" PYTHONPATH=python python3 -m pytest python/tests -q -rs -p no:cacheprovider 2>&1 \
               | tee "$OUT/pytest.log" | tail -15 ;;
-    dropin) FUSETUNE_DB="$DB" PYTHONPATH=python python3 bench/pytorch_dropin.py 2>&1 | tee "$OUT/dropin.log" | tail -30 ;;
+    dropin) build_fast_path
+            FUSETUNE_DB="$DB" PYTHONPATH=python python3 bench/pytorch_dropin.py 2>&1 | tee "$OUT/dropin.log" | tail -30 ;;
     *) echo "unknown step $step" ;;
   esac
 done

@@ -129,6 +129,8 @@ def main():
         "C++ operator call through the dispatcher, inference_mode": (
             lambda n: torch.ops.fusetune.operator_launch_us(xs, w, b, S, "auto", n), inference),
         "op (torch.ops...default), inference_mode": (lambda: op(xs, w, b, S, "auto"), inference),
+        "fused_gemm_sigmoid_scale_add, inference_mode": (
+            lambda: fusetune.fused_gemm_sigmoid_scale_add(xs, w, b, S), inference),
         "ModelNew, inference_mode": (lambda: small(xs), inference),
         "ModelNew, no_grad": (lambda: small(xs), no_grad),
         "ModelNew, grad enabled (parameters require grad)": (lambda: small(xs), grad),
@@ -136,6 +138,7 @@ def main():
         "Model (nn.Linear, sigmoid, mul, add), no_grad": (lambda: reference_small(xs), no_grad),
         "Model, grad enabled": (lambda: reference_small(xs), grad),
     })
+    print(f"\nfast path (fusetune._fast) built for this Python: {fusetune.fast_path_enabled()}")
     print("\n| host time per call (8x64x64 fp32) | us | over the runtime alone |")
     print("|---|---|---|")
     for name, value in overhead.items():

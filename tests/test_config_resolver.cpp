@@ -302,19 +302,35 @@ TEST_F(ConfigResolverTest, AnExactBestOfAnOlderTemplateIsSkipped) {
   EXPECT_EQ(exact.detail, "tuned for this shape on " + h100().name);
 }
 
-TEST_F(ConfigResolverTest, AStaleBestGivesWayToThisShapesFastestRowOfTheCurrentTemplate) {
+TEST_F(ConfigResolverTest, AStaleBestGivesWayToThisShapesFastestCurrentRowOnlyIfAboutAsFast) {
   // An older build tuned ffma and 3xTF32 and 3xTF32 won; this build changed only 3xTF32's
-  // template, so the ffma rows of this shape are still good.
+  // template, so the ffma rows of this shape are still good, and stand in where about as fast.
   const ProblemShape shape{1024, 8192, 8192};
   const KernelConfig ffma = tuned_ffma();
   const KernelConfig split = load_search_space("wgmma_3xtf32").valid_configs(limits_).front();
-  store_best(shape, ffma, 2.0);
+  store_best(shape, ffma, 1.05);
   store_best(shape, split, 1.0, kOlderTemplate);
   ASSERT_EQ(db_->best(h100().key(), shape)->result.config, split);
   const Resolution resolution = ConfigResolver(&*db_).resolve(shape, h100(), limits_);
   EXPECT_EQ(resolution.source, ResolutionSource::kExact);
   EXPECT_EQ(resolution.config, ffma);
   EXPECT_NE(resolution.detail.find("its best row is of an older template: re-run fusetune tune"), std::string::npos)
+      << resolution.detail;
+}
+
+TEST_F(ConfigResolverTest, AStaleBestDoesNotGiveWayToAMuchSlowerFamily) {
+  // As above, but ffma took twice as long as the stale 3xTF32 best: the compiled-in default
+  // (a 3xTF32 config on sm_90) serves the shape until it is tuned again.
+  const ProblemShape shape{1024, 8192, 8192};
+  const KernelConfig ffma = tuned_ffma();
+  const KernelConfig split = load_search_space("wgmma_3xtf32").valid_configs(limits_).front();
+  store_best(shape, ffma, 2.0);
+  store_best(shape, split, 1.0, kOlderTemplate);
+  const Resolution resolution = ConfigResolver(&*db_).resolve(shape, h100(), limits_);
+  EXPECT_EQ(resolution.source, ResolutionSource::kDefault) << resolution.config.name;
+  EXPECT_EQ(resolution.config.family, "wgmma_3xtf32");
+  EXPECT_NE(resolution.detail.find("tuned rows for this shape are of an older template: re-run fusetune tune"),
+            std::string::npos)
       << resolution.detail;
 }
 

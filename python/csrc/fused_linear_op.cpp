@@ -1,7 +1,8 @@
 // The PyTorch operator fusetune::fused_gemm_sigmoid_scale_add: input checks, the CUDA kernel
 // through FusedLinearRuntime on the current stream, the prepared-weight cache, the autograd
 // formula, and small ops that configure and inspect the runtime. No pybind11 or Python.h:
-// the library is loaded with torch.ops.load_library and works with any Python version.
+// the library is loaded with torch.ops.load_library and works with any Python version (the
+// host fast path's Python module, fast_path.cpp, is built per version and calls in here).
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -17,10 +18,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "fusetune/errors.h"
 #include "fusetune/fused_linear.h"
+#include "fast_path.h"
 #include "prepared_weights.h"
 
 namespace fusetune::torch_ops {
@@ -275,6 +278,26 @@ at::Tensor fused_linear_autograd(const at::Tensor& a, const at::Tensor& b, const
 }
 
 // ---------------------------------------------------------------------------------------
+// The fast path (fusetune._fast, csrc/fast_path.cpp): a direct call from Python that skips the
+// torch.ops binding and the dispatcher where the dispatcher would do nothing but call
+// fused_linear_cuda, and goes through the operator everywhere else.
+
+at::Tensor fused_linear_fast(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& c, double scale,
+                             c10::string_view policy) {
+  c10::DispatchKeySet keys = a.key_set() | b.key_set();
+  if (c) keys = keys | c->key_set();
+  const c10::impl::LocalDispatchKeySet local = c10::impl::tls_local_dispatch_key_set();
+  keys = (keys | local.included_) - local.excluded_;
+  // The autograd kernel above only calls below autograd when there is nothing to differentiate.
+  if (!(at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad() || (c && c->requires_grad()))))
+    keys = keys - c10::autograd_dispatch_keyset_with_ADInplaceOrView;
+  // Anything else first (autocast, a Python mode or tensor subclass, vmap, functionalization,
+  // a CPU tensor's error): the dispatcher decides.
+  if (keys.highestPriorityTypeId() != c10::DispatchKey::CUDA) return fused_linear_op().call(a, b, c, scale, policy);
+  return fused_linear_cuda(a, b, c, scale, policy);
+}
+
+// ---------------------------------------------------------------------------------------
 // Configuration and inspection.
 
 void set_database(c10::string_view db_path, c10::string_view cache_dir) {
@@ -388,3 +411,13 @@ TORCH_LIBRARY_IMPL(fusetune, CPU, m) { m.impl("fused_gemm_sigmoid_scale_add", &f
 TORCH_LIBRARY_IMPL(fusetune, Autograd, m) { m.impl("fused_gemm_sigmoid_scale_add", &fused_linear_autograd); }
 
 }  // namespace fusetune::torch_ops
+
+/// The address of the fast path's entry, for fusetune._fast (a module built for one Python
+/// version; this library is not): ops.py hands it over through ctypes, so both run on this
+/// library's one runtime and prepared-weight cache. Its type is fusetune_fast_forward_fn
+/// (fast_path.h), which both sides compile against the same PyTorch headers.
+static_assert(std::is_same_v<decltype(&fusetune::torch_ops::fused_linear_fast), fusetune_fast_forward_fn>,
+              "the fast path's entry must have the type fusetune._fast calls it with");
+extern "C" __attribute__((visibility("default"))) void* fusetune_fast_forward_address() {
+  return reinterpret_cast<void*>(&fusetune::torch_ops::fused_linear_fast);
+}

@@ -2,7 +2,7 @@
 with the same constructor and parameter names, so state dicts load both ways."""
 from torch import nn
 
-from .ops import _op
+from .ops import _call
 
 
 class ModelNew(nn.Module):
@@ -23,7 +23,7 @@ class ModelNew(nn.Module):
         # What self.gemm.weight and self.gemm.bias read, without nn.Module.__getattr__ (three
         # lookups through it cost microseconds per call), and the operator without its wrapper.
         parameters = self._modules["gemm"]._parameters
-        return _op(x, parameters["weight"], parameters["bias"], self.scaling_factor, self.policy)
+        return _call(x, parameters["weight"], parameters["bias"], self.scaling_factor, self.policy)
 
     def extra_repr(self):
         return f"scaling_factor={self.scaling_factor}, policy={self.policy!r}"

@@ -1,6 +1,7 @@
 """The operator torch.ops.fusetune.fused_gemm_sigmoid_scale_add: loads its C++ library (built by
 python/setup.py), registers the fake implementation that torch.compile traces with, and wraps
 the runtime's configuration (tuning database, config lookup, prepared-weight cache)."""
+import ctypes
 from pathlib import Path
 
 import torch
@@ -16,10 +17,43 @@ def _load_library():
             "(scripts/setup.sh), then `pip install --no-build-isolation ./python` or "
             "`python3 python/setup.py build_ext --inplace`")
     torch.ops.load_library(str(found[0]))
+    return found[0]
 
 
-_load_library()
+def _bind_fast_path(library):
+    """fusetune._fast.forward bound to the operator library's fast entry, or None where the
+    module was not built for this Python (the operator then serves every call)."""
+    try:
+        from . import _fast
+    except ImportError:
+        return None
+    # The same dlopen handle torch.ops.load_library made: one runtime, one weight cache.
+    entry = ctypes.CDLL(str(library)).fusetune_fast_forward_address
+    entry.restype = ctypes.c_void_p
+    _fast.bind(entry())
+    return _fast.forward
+
+
+_fast_forward = _bind_fast_path(_load_library())
 _op = torch.ops.fusetune.fused_gemm_sigmoid_scale_add.default
+_is_compiling = torch.compiler.is_compiling
+_torch_function_modes = torch._C._len_torch_function_stack
+_Tensor = torch.Tensor
+
+
+def _call(A, B, C, scaling_factor, policy):
+    """The operator, through the fast path where that is the same call (see fast_path.cpp): not
+    while torch.compile traces (it sees the operator), nor under a __torch_function__ mode or
+    for a subclass of A with its own; the C++ side checks the dispatch keys for the rest."""
+    if (_fast_forward is not None and not _is_compiling() and type(A) is _Tensor
+            and not _torch_function_modes()):
+        return _fast_forward(A, B, C, scaling_factor, policy)
+    return _op(A, B, C, scaling_factor, policy)
+
+
+def fast_path_enabled():
+    """Whether calls can skip the torch.ops binding (fusetune._fast is built for this Python)."""
+    return _fast_forward is not None
 _POLICIES = ("auto", "highest", "high", "half")
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -62,7 +96,7 @@ def fused_gemm_sigmoid_scale_add(A, B, C, scaling_factor, *, policy="auto"):
     ("highest" -> exact fp32 arithmetic, "high"/"medium" -> TF32 tensor cores) and is "half" for
     bfloat16/float16; "highest" or "high" name an fp32 policy explicitly.
     """
-    return _op(A, B, C, scaling_factor, policy)
+    return _call(A, B, C, scaling_factor, policy)
 
 
 def set_database(path="", cache_dir=""):

@@ -13,6 +13,10 @@ namespace fusetune {
 
 namespace {
 
+/// Where a shape's best row is of an older template, the shape's fastest row of a current one
+/// stands in for it only if it took at most this much longer than that best.
+constexpr double kStaleBestSlack = 1.10;
+
 /// Distance between problem shapes on a log scale: 2x off in one dimension counts as much
 /// as 2x off in another, whatever their sizes.
 double shape_distance(const ProblemShape& a, const ProblemShape& b) {
@@ -91,10 +95,16 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
         const TrialResult& r = trial.result;
         if (r.status != TrialStatus::kOk) break;  // ok trials come first, fastest first
         if (!r.error || r.error->relative_l2 > bound || of_older_template(r) || !usable(r.config)) continue;
-        if (same && exact_is_older)  // a family whose template did not change, measured for this shape
+        if (same && exact_is_older) {
+          // A family whose template did not change, measured for this shape: only about as fast
+          // as the stale best. A slower family (a SIMT one where a stale wgmma row won: 30x on
+          // the H100, bench/RESULTS.md) would cost more than the compiled-in default does.
+          if (!r.timing || !best.result.timing || r.timing->median_ms > kStaleBestSlack * best.result.timing->median_ms)
+            break;
           return {
               r.config, source,
               detail + " (its fastest config that fits; its best row is of an older template: re-run fusetune tune)"};
+        }
         return with_note({r.config, source, detail + " (its fastest config that fits)"});
       }
       if (older && !same) nearer_is_older = true;
