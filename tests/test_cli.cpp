@@ -86,9 +86,11 @@ void write_trials(const std::string& path, const ProblemShape& shape, const std:
   TuningDb db = TuningDb::open(path);
   const auto device = db.upsert_device({"NVIDIA H100 80GB HBM3", 9, 0, 132, 52428800, 13000, "13.0"});
   const auto run = db.begin_run(device, {"test", "test", "hash"});
+  // Knobs of a config the family's space has (best and list hide the others), under short names.
+  const KnobValues knobs = load_search_space(family).valid_configs(DeviceLimits{}).front().knobs;
   TrialResult ok;
   ok.shape = shape;
-  ok.config = KernelConfig{family, family + "_fast", {}};
+  ok.config = KernelConfig{family, family + "_fast", knobs};
   ok.template_hash = template_hash.empty() ? current_hash(family) : template_hash;
   ok.status = TrialStatus::kOk;
   ok.timing = TimingStats{0.25, 0.24, 0.26, 10};
@@ -96,7 +98,7 @@ void write_trials(const std::string& path, const ProblemShape& shape, const std:
   ok.prep_ms = 0.3125;
   db.record_trial(run, device, ok);
   TrialResult wrong = ok;
-  wrong.config = KernelConfig{family, family + "_wrong", {}};
+  wrong.config = KernelConfig{family, family + "_wrong", knobs};
   wrong.status = TrialStatus::kWrongResult;
   wrong.timing.reset();
   wrong.error = ErrorStats{3.5e-3, 0.125, 17, 0};
@@ -127,53 +129,74 @@ TEST(Cli, BestAndListShowTheErrorBesideTheTime) {
   EXPECT_EQ(fusetune("best --shape 64x128x256 --db " + path).exit_code, 1);
 }
 
-TEST(Cli, RowsOfAnOlderTemplateAreMarkedAndListedOnlyWithAll) {
+TEST(Cli, RowsTheResolverNeverRunsAreMarkedAndListedOnlyWithAll) {
   TempDir dir;
   const std::string path = dir.file("stale.db");
   const ProblemShape shape{64, 128, 256, Dtype::kBFloat16, Policy::kHalf};
-  write_trials(path, shape, "wgmma_bf16", "oldtemplate00001");  // the stored best is stale
-  {
+  write_trials(path, shape, "wgmma_bf16", "oldtemplate00001");  // the stored best is stale: 0.25 ms
+  const KernelConfig simt_config = load_search_space("simt_bf16").valid_configs(DeviceLimits{}).front();
+  // A family whose template did not change: current rows, one of a config whose space has
+  // dropped a knob value since (here: no knobs at all), one slower and one about as fast as
+  // the stale best.
+  auto record_simt = [&](const KernelConfig& config, double median_ms) {
     TuningDb db = TuningDb::open(path);
     const auto device = db.upsert_device({"NVIDIA H100 80GB HBM3", 9, 0, 132, 52428800, 13000, "13.0"});
-    TrialResult simt;  // a family whose template did not change: current, slower
+    TrialResult simt;
     simt.shape = shape;
-    simt.config = KernelConfig{"simt_bf16", "simt_bf16_current", {}};
+    simt.config = config;
     simt.template_hash = current_hash("simt_bf16");
     simt.status = TrialStatus::kOk;
-    simt.timing = TimingStats{0.75, 0.74, 0.76, 10};
+    simt.timing = TimingStats{median_ms, median_ms, median_ms, 10};
     simt.error = ErrorStats{8.5e-4, 2.5e-3, 0, 0};
     db.record_trial(db.begin_run(device, {"test", "test", "hash"}), device, simt);
-  }
+  };
+  record_simt(KernelConfig{"simt_bf16", "simt_bf16_dropped", {}}, 0.2);
+  record_simt(simt_config, 0.75);
   const std::string args = " --shape 64x128x256 --dtype bf16 --db " + path;
+  const std::string simt_row = "   1  " + simt_config.name;
 
-  // best: the fastest current row first, then the stale best marked, with what to run.
+  // best: a current row 3x slower than the stale best does not stand in for it (the resolver
+  // goes on to nearer shapes or its default); the stale best is shown marked, with what to run.
   const auto best = fusetune("best" + args);
   EXPECT_EQ(best.exit_code, 0) << best.output;
-  const auto current_row = best.output.find("   1  simt_bf16_current");
-  const auto stale_row = best.output.find("   -  wgmma_bf16_fast");
-  ASSERT_NE(current_row, std::string::npos) << best.output;
-  ASSERT_NE(stale_row, std::string::npos) << best.output;
-  EXPECT_LT(current_row, stale_row) << best.output;
+  EXPECT_EQ(best.output.find(simt_row), std::string::npos) << best.output;
+  EXPECT_NE(best.output.find("no usable row took at most 1.1x the stored best's time"), std::string::npos)
+      << best.output;
+  EXPECT_NE(best.output.find("   -  wgmma_bf16_fast"), std::string::npos) << best.output;
   EXPECT_NE(best.output.find("ok (older template; weight prep 0.3125 ms, once)"), std::string::npos) << best.output;
   EXPECT_NE(best.output.find("re-run `fusetune tune --shape 64x128x256 --dtype bf16 --policy half`"), std::string::npos)
       << best.output;
 
-  // list: only current rows, and a count of the others; --all adds them after, marked.
+  // list: only the rows the resolver may run, and a count of the others; --all adds them
+  // after, marked with why.
   const auto list = fusetune("list" + args);
   EXPECT_EQ(list.exit_code, 0) << list.output;
-  EXPECT_NE(list.output.find("   1  simt_bf16_current"), std::string::npos) << list.output;
+  EXPECT_NE(list.output.find(simt_row), std::string::npos) << list.output;
   EXPECT_EQ(list.output.find("wgmma_bf16_"), std::string::npos) << list.output;
-  EXPECT_NE(list.output.find("2 trials of an older template not shown"), std::string::npos) << list.output;
+  EXPECT_EQ(list.output.find("simt_bf16_dropped"), std::string::npos) << list.output;
+  EXPECT_NE(list.output.find("3 trials of an older template or not in their space not shown"), std::string::npos)
+      << list.output;
   const auto all = fusetune("list --all" + args);
   EXPECT_EQ(all.exit_code, 0) << all.output;
-  const auto first = all.output.find("   1  simt_bf16_current");
+  const auto first = all.output.find(simt_row);
   const auto fast = all.output.find("   -  wgmma_bf16_fast");
   const auto wrong = all.output.find("wrong_result (older template): relative error above the bound");
+  const auto dropped = all.output.find("   -  simt_bf16_dropped");
   ASSERT_NE(first, std::string::npos) << all.output;
   ASSERT_NE(fast, std::string::npos) << all.output;
   ASSERT_NE(wrong, std::string::npos) << all.output;
+  ASSERT_NE(dropped, std::string::npos) << all.output;
+  EXPECT_NE(all.output.find("ok (not in its space)"), std::string::npos) << all.output;
   EXPECT_LT(first, fast) << all.output;
   EXPECT_EQ(all.output.find("not shown"), std::string::npos) << all.output;
+
+  // A current row within 1.1x of the stale best stands in for it, as in the resolver.
+  KernelConfig close = load_search_space("simt_bf16").valid_configs(DeviceLimits{}).back();
+  record_simt(close, 0.27);
+  const auto closer = fusetune("best" + args);
+  EXPECT_EQ(closer.exit_code, 0) << closer.output;
+  EXPECT_NE(closer.output.find("   1  " + close.name), std::string::npos) << closer.output;
+  EXPECT_NE(closer.output.find("   -  wgmma_bf16_fast"), std::string::npos) << closer.output;
 }
 
 TEST(Cli, CheckCompilesAWholeWgmmaSpaceWithoutAGpu) {

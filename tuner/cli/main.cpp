@@ -36,20 +36,20 @@ std::string scientific(double value) {
   return text;
 }
 
-/// One table row; `rank` 0 prints "-" (a row of an older template, which ranks nowhere) and
-/// `older_template` marks the status so.
+/// One table row; `rank` 0 prints "-" (a row the resolver never runs, which ranks nowhere) and
+/// `unused` (ConfigResolver::unused_reason, e.g. "older template") marks the status with why.
 void print_trial_row(int rank, const StoredTrial& stored, const std::optional<BaselineResult>& baseline,
-                     bool older_template = false) {
+                     const char* unused = nullptr) {
   const TrialResult& r = stored.result;
   const std::string rank_text = rank > 0 ? std::to_string(rank) : "-";
-  const char* older = older_template ? " (older template)" : "";
+  const std::string older = unused ? std::string(" (") + unused + ")" : "";
   if (r.status == TrialStatus::kOk && r.timing) {
     const double percent = baseline ? 100.0 * r.timing->median_ms / baseline->timing.median_ms : 0;
     std::string status = std::string("ok") + older;
     if (r.prep_ms > 0) {
       char prep[64];
       std::snprintf(prep, sizeof prep, "weight prep %.4f ms, once)", r.prep_ms);
-      status = (older_template ? "ok (older template; " : "ok (") + std::string(prep);
+      status = (unused ? std::string("ok (") + unused + "; " : std::string("ok (")) + prep;
     }
     std::printf("%4s  %-48s %9.4f %8.1f %9s %10.2e %10.2e  %s\n", rank_text.c_str(), r.config.name.c_str(),
                 r.timing->median_ms, tflops(r.shape, r.timing->median_ms),
@@ -60,8 +60,8 @@ void print_trial_row(int rank, const StoredTrial& stored, const std::optional<Ba
     if (why.size() > 60) why = why.substr(0, 57) + "...";
     std::printf("%4s  %-48s %9s %8s %9s %10s %10s  %s%s: %s\n", rank_text.c_str(), r.config.name.c_str(), "-", "-", "-",
                 r.error ? scientific(r.error->relative_l2).c_str() : "-",
-                r.error ? scientific(r.error->max_abs).c_str() : "-", std::string(to_string(r.status)).c_str(), older,
-                why.c_str());
+                r.error ? scientific(r.error->max_abs).c_str() : "-", std::string(to_string(r.status)).c_str(),
+                older.c_str(), why.c_str());
   }
 }
 
@@ -126,9 +126,9 @@ int run_query(const QueryCommand& command) {
                 command.shape.dims().c_str());
     return 1;
   }
-  // Trials of several devices may be stored; each device gets its own table. Rows measured
-  // with an older template than this build's are what the resolver skips: marked, and in
-  // `list` shown after the current ones only with --all.
+  // Trials of several devices may be stored; each device gets its own table. Rows the
+  // resolver never runs (measured with an older template than this build's, or a config its
+  // space no longer has) are marked, and in `list` shown after the others only with --all.
   ConfigResolver resolver(nullptr);
   const std::string retune = "fusetune tune --shape " + command.shape.dims() + " --dtype " +
                              std::string(to_string(command.shape.dtype)) + " --policy " +
@@ -145,42 +145,54 @@ int run_query(const QueryCommand& command) {
     print_table_header(command.shape);
     std::vector<const StoredTrial*> current, older;
     for (const auto& trial : trials)
-      if (trial.device_key == device) (resolver.of_older_template(trial.result) ? older : current).push_back(&trial);
+      if (trial.device_key == device) (resolver.unused_reason(trial.result) ? older : current).push_back(&trial);
     if (!command.list) {
       const auto best = db.best(device, command.shape);
       if (!best) {
         std::printf("      no config met the policy's error bound on this device\n");
         continue;
       }
-      if (!resolver.of_older_template(best->result)) {
+      const char* unused = resolver.unused_reason(best->result);
+      if (!unused) {
         print_trial_row(1, *best, baseline);
         continue;
       }
-      // The stored best is of an older template (an earlier build tuned it): what the resolver
-      // runs instead is the fastest current row within the bound, if any.
+      // The resolver does not run the stored best: what it runs instead, as resolve() decides,
+      // is this shape's fastest usable row within the bound, if any; in place of a best of an
+      // older template only if about as fast as that best was.
       const auto within = std::find_if(current.begin(), current.end(), [&](const StoredTrial* trial) {
         const TrialResult& r = trial->result;
         return r.status == TrialStatus::kOk && r.error &&
                r.error->relative_l2 <= relative_error_bound(command.shape.policy);
       });
-      if (within != current.end())
+      const bool older_template = resolver.of_older_template(best->result);
+      const bool about_as_fast =
+          within != current.end() && (*within)->result.timing && best->result.timing &&
+          (*within)->result.timing->median_ms <= ConfigResolver::kStaleBestSlack * best->result.timing->median_ms;
+      if (within != current.end() && (!older_template || about_as_fast))
         print_trial_row(1, **within, baseline);
+      else if (within != current.end())
+        std::printf(
+            "      no usable row took at most %.1fx the stored best's time: the resolver runs a nearer tuned "
+            "shape's config or the compiled-in default\n",
+            ConfigResolver::kStaleBestSlack);
       else
-        std::printf("      no config of the current templates met the policy's error bound on this device\n");
-      print_trial_row(0, *best, baseline, true);
-      std::printf("      (the stored best was measured with an older template and is not used; re-run `%s`)\n",
+        std::printf("      no usable config met the policy's error bound on this device\n");
+      print_trial_row(0, *best, baseline, unused);
+      std::printf("      (the stored best is not used: %s; re-run `%s`)\n",
+                  older_template ? "it was measured with an older template" : "its space no longer has this config",
                   retune.c_str());
       continue;
     }
     int shown = 0;
-    auto print_rows = [&](const std::vector<const StoredTrial*>& rows, bool older_template) {
+    auto print_rows = [&](const std::vector<const StoredTrial*>& rows, bool unused) {
       for (const StoredTrial* trial : rows) {
         if (command.limit > 0 && shown >= command.limit) {
           std::printf("      ... (--limit 0 shows all)\n");
           return false;
         }
         ++shown;
-        print_trial_row(older_template ? 0 : shown, *trial, baseline, older_template);
+        print_trial_row(unused ? 0 : shown, *trial, baseline, unused ? resolver.unused_reason(trial->result) : nullptr);
       }
       return true;
     };
@@ -189,9 +201,9 @@ int run_query(const QueryCommand& command) {
       print_rows(older, true);
     else
       std::printf(
-          "      %zu trial%s of an older template not shown: not used by the resolver (`--all` lists them, `%s` "
-          "measures them again)\n",
-          older.size(), older.size() == 1 ? "" : "s", retune.c_str());
+          "      %zu trial%s of an older template or not in %s space not shown: not used by the resolver (`--all` "
+          "lists them, `%s` measures them again)\n",
+          older.size(), older.size() == 1 ? "" : "s", older.size() == 1 ? "its" : "their", retune.c_str());
   }
   return 0;
 }

@@ -20,7 +20,7 @@ constexpr const char* kUsage =
     "commands:\n"
     "  tune    tune one problem (default: the headline 1024x8192x8192 fp32 highest) into the database\n"
     "  best    print the best config of a problem per device\n"
-    "  list    print every trial of a problem, fastest first (--all: also those of an older template)\n"
+    "  list    print every trial of a problem, fastest first (--all: also those the resolver never runs)\n"
     "  check   compile every variant of a search space with NVRTC (no GPU needed)\n"
     "  bench   time the winner of each policy against its cuBLAS baselines in one run\n"
     "run `fusetune <command> --help` for its options\n";
@@ -135,7 +135,8 @@ Command parse_command_line(int argc, const char* const argv[]) {
       description.add_options()("limit", po::value(&query.limit)->default_value(query.limit),
                                 "rows to print (0 = all)")(
           "all", po::bool_switch(&query.all),
-          "also list the trials measured with an older template (history: the resolver skips them)");
+          "also list the trials measured with an older template or not in their space any more (history: the resolver "
+          "skips them)");
     if (!parse_options(command, description, args, help)) return HelpRequest{help};
     query.shape = problem.parse();
     if (query.limit < 0) throw UsageError("--limit must be 0 (all) or positive");

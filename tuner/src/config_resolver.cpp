@@ -13,10 +13,6 @@ namespace fusetune {
 
 namespace {
 
-/// Where a shape's best row is of an older template, the shape's fastest row of a current one
-/// stands in for it only if it took at most this much longer than that best.
-constexpr double kStaleBestSlack = 1.10;
-
 /// Distance between problem shapes on a log scale: 2x off in one dimension counts as much
 /// as 2x off in another, whatever their sizes.
 double shape_distance(const ProblemShape& a, const ProblemShape& b) {
@@ -44,6 +40,13 @@ bool ConfigResolver::of_older_template(const TrialResult& trial) {
         template_hashes_.emplace(trial.config.family, templates_->include_closure_hash(space->template_file())).first;
   }
   return trial.template_hash != found->second;
+}
+
+const char* ConfigResolver::unused_reason(const TrialResult& trial) {
+  if (of_older_template(trial)) return "older template";
+  const SearchSpace* space = space_for(trial.config.family);
+  if (space && !space->admits(trial.config)) return "not in its space";
+  return nullptr;
 }
 
 Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFingerprint& device,

@@ -34,6 +34,15 @@ class ConfigResolver {
   /// this build's: such a row timed a kernel that its config name no longer builds, so it is
   /// skipped. Rows of a family this build does not ship are not judged (false).
   bool of_older_template(const TrialResult& trial);
+  /// Why the resolver never runs a stored row's config: "older template" (of_older_template)
+  /// or "not in its space" (a knob value its family's space has dropped since); null where it
+  /// may run it. `fusetune best` and `list` mark rows with it.
+  const char* unused_reason(const TrialResult& trial);
+
+  /// Where a shape's best row is of an older template, the shape's fastest usable row stands
+  /// in for it only if it took at most this much longer than that best; otherwise the shape
+  /// is resolved as if untuned (a slower family would cost more than the compiled-in default).
+  static constexpr double kStaleBestSlack = 1.10;
 
  private:
   const TuningDb* db_;
