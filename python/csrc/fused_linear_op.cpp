@@ -21,9 +21,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "fast_path.h"
 #include "fusetune/errors.h"
 #include "fusetune/fused_linear.h"
-#include "fast_path.h"
 #include "prepared_weights.h"
 
 namespace fusetune::torch_ops {
@@ -268,10 +268,14 @@ class FusedLinearFunction : public torch::autograd::Function<FusedLinearFunction
   }
 };
 
+/// Whether a call has anything to differentiate: else the autograd kernel only calls below it.
+bool needs_autograd(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& c) {
+  return at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad() || (c && c->requires_grad()));
+}
+
 at::Tensor fused_linear_autograd(const at::Tensor& a, const at::Tensor& b, const std::optional<at::Tensor>& c,
                                  double scale, c10::string_view policy) {
-  if (at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad() || (c && c->requires_grad())))
-    return FusedLinearFunction::apply(a, b, c, scale, policy);
+  if (needs_autograd(a, b, c)) return FusedLinearFunction::apply(a, b, c, scale, policy);
   // Nothing to differentiate: skip building a graph node (a measurable part of a small call).
   at::AutoDispatchBelowADInplaceOrView below_autograd;
   return fused_linear_op().call(a, b, c, scale, policy);
@@ -289,8 +293,7 @@ at::Tensor fused_linear_fast(const at::Tensor& a, const at::Tensor& b, const std
   const c10::impl::LocalDispatchKeySet local = c10::impl::tls_local_dispatch_key_set();
   keys = (keys | local.included_) - local.excluded_;
   // The autograd kernel above only calls below autograd when there is nothing to differentiate.
-  if (!(at::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad() || (c && c->requires_grad()))))
-    keys = keys - c10::autograd_dispatch_keyset_with_ADInplaceOrView;
+  if (!needs_autograd(a, b, c)) keys = keys - c10::autograd_dispatch_keyset_with_ADInplaceOrView;
   // Anything else first (autocast, a Python mode or tensor subclass, vmap, functionalization,
   // a CPU tensor's error): the dispatcher decides.
   if (keys.highestPriorityTypeId() != c10::DispatchKey::CUDA) return fused_linear_op().call(a, b, c, scale, policy);

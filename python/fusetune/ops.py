@@ -54,6 +54,8 @@ def _call(A, B, C, scaling_factor, policy):
 def fast_path_enabled():
     """Whether calls can skip the torch.ops binding (fusetune._fast is built for this Python)."""
     return _fast_forward is not None
+
+
 _POLICIES = ("auto", "highest", "high", "half")
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 

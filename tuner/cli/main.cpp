@@ -42,10 +42,10 @@ void print_trial_row(int rank, const StoredTrial& stored, const std::optional<Ba
                      const char* unused = nullptr) {
   const TrialResult& r = stored.result;
   const std::string rank_text = rank > 0 ? std::to_string(rank) : "-";
-  const std::string older = unused ? std::string(" (") + unused + ")" : "";
+  const std::string mark = unused ? std::string(" (") + unused + ")" : "";
   if (r.status == TrialStatus::kOk && r.timing) {
     const double percent = baseline ? 100.0 * r.timing->median_ms / baseline->timing.median_ms : 0;
-    std::string status = std::string("ok") + older;
+    std::string status = std::string("ok") + mark;
     if (r.prep_ms > 0) {
       char prep[64];
       std::snprintf(prep, sizeof prep, "weight prep %.4f ms, once)", r.prep_ms);
@@ -61,7 +61,7 @@ void print_trial_row(int rank, const StoredTrial& stored, const std::optional<Ba
     std::printf("%4s  %-48s %9s %8s %9s %10s %10s  %s%s: %s\n", rank_text.c_str(), r.config.name.c_str(), "-", "-", "-",
                 r.error ? scientific(r.error->relative_l2).c_str() : "-",
                 r.error ? scientific(r.error->max_abs).c_str() : "-", std::string(to_string(r.status)).c_str(),
-                older.c_str(), why.c_str());
+                mark.c_str(), why.c_str());
   }
 }
 
@@ -166,10 +166,8 @@ int run_query(const QueryCommand& command) {
                r.error->relative_l2 <= relative_error_bound(command.shape.policy);
       });
       const bool older_template = resolver.of_older_template(best->result);
-      const bool about_as_fast =
-          within != current.end() && (*within)->result.timing && best->result.timing &&
-          (*within)->result.timing->median_ms <= ConfigResolver::kStaleBestSlack * best->result.timing->median_ms;
-      if (within != current.end() && (!older_template || about_as_fast))
+      if (within != current.end() &&
+          (!older_template || ConfigResolver::stands_in_for((*within)->result, best->result)))
         print_trial_row(1, **within, baseline);
       else if (within != current.end())
         std::printf(

@@ -49,6 +49,10 @@ const char* ConfigResolver::unused_reason(const TrialResult& trial) {
   return nullptr;
 }
 
+bool ConfigResolver::stands_in_for(const TrialResult& row, const TrialResult& stale_best) {
+  return row.timing && stale_best.timing && row.timing->median_ms <= kStaleBestSlack * stale_best.timing->median_ms;
+}
+
 Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFingerprint& device,
                                    const DeviceLimits& limits) {
   validate_dtype_policy(shape);
@@ -102,8 +106,7 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
           // A family whose template did not change, measured for this shape: only about as fast
           // as the stale best. A slower family (a SIMT one where a stale wgmma row won: 30x on
           // the H100, bench/RESULTS.md) would cost more than the compiled-in default does.
-          if (!r.timing || !best.result.timing || r.timing->median_ms > kStaleBestSlack * best.result.timing->median_ms)
-            break;
+          if (!stands_in_for(r, best.result)) break;
           return {
               r.config, source,
               detail + " (its fastest config that fits; its best row is of an older template: re-run fusetune tune)"};

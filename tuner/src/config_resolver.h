@@ -43,6 +43,8 @@ class ConfigResolver {
   /// in for it only if it took at most this much longer than that best; otherwise the shape
   /// is resolved as if untuned (a slower family would cost more than the compiled-in default).
   static constexpr double kStaleBestSlack = 1.10;
+  /// Whether `row` may stand in for `stale_best` by that rule (both timed).
+  static bool stands_in_for(const TrialResult& row, const TrialResult& stale_best);
 
  private:
   const TuningDb* db_;
