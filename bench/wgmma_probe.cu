@@ -141,7 +141,9 @@ struct Problem {
   double* ref32;  ///< float64 reference of the fp32 inputs (full fp32 mantissas, so TF32 rounding shows)
   double* sums;
   int sms;
+  void* workspace;  ///< stream-K partials and flags, zeroed once; large enough for every probe config
 };
+constexpr long long kProbeWorkspaceBytes = fusetune::stream_k_workspace_bytes(132, 256, 256);
 
 static float time_ms(const std::function<void()>& launch, int reps = 20) {
   for (int i = 0; i < 3; ++i) launch();
@@ -180,12 +182,16 @@ void run_config(const Problem& p, float baseline_ms) {
   constexpr int weight_tiles = kOperand == fusetune::kOperandTf32x3 ? 2 : 1;
   const int smem = kStages * 128 * (kTileM + weight_tiles * kTileN) + 2048 +
                    kConsumers * kStoreBuffers * fusetune::wgmma::kStoreBoxBytes;
-  auto kernel = kClusterM == 1 ? probe_kernel<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster,
-                                              kGroup, kPromote, kPingpong, kStoreBuffers>
-                               : probe_kernel_cluster2<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent,
-                                                       kRaster, kGroup, kPromote, kPingpong, kStoreBuffers>;
+  auto kernel = [] {  // only the kernel of the config's cluster size is instantiated
+    if constexpr (kClusterM == 1)
+      return probe_kernel<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
+                          kPingpong, kStoreBuffers>;
+    else
+      return probe_kernel_cluster2<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup,
+                                   kPromote, kPingpong, kStoreBuffers>;
+  }();
 #ifdef FUSETUNE_PROBE_OLD
-  if (kVariant == kOld)
+  if (kVariant == kOld && kPersistent < 2)
     kernel = probe_kernel_old<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
                               kPingpong, kStoreBuffers>;
 #else
@@ -220,21 +226,42 @@ void run_config(const Problem& p, float baseline_ms) {
     config.dynamicSmemBytes = smem;
     CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
   }
-  const int grid = (kPersistent ? std::min(tiles, std::min(clusters, p.sms / kClusterM)) : tiles) * kClusterM;
+  const long long k_blocks = (p.k + (128 / elem) - 1) / (128 / elem);
+  // Stream-K (persistent 2): teams of kGroup blocks, as many as fit one block per SM (and at
+  // most one per k-block of work).
+  const int tiles_m = (p.m + kTileM - 1) / kTileM, tiles_n = (p.n + kTileN - 1) / kTileN;
+  const int major = kRaster == 0 ? tiles_m : tiles_n, minor = kRaster == 0 ? tiles_n : tiles_m;
+  const long long stripes = (long long)(major + kGroup - 1) / kGroup * minor;
+  const int grid = kPersistent == 2
+                       ? int(std::min<long long>(std::max(1, p.sms / kGroup), stripes * k_blocks)) * kGroup
+                       : (kPersistent ? std::min(tiles, std::min(clusters, p.sms / kClusterM)) : tiles) * kClusterM;
+  if (kPersistent == 2) {
+    static_assert(kClusterM == 1, "stream-K without clusters");
+    if (fusetune::stream_k_workspace_bytes(grid, kTileM, kTileN) > kProbeWorkspaceBytes) std::exit(3);
+    args.partial_flags = static_cast<int*>(p.workspace);
+    args.partials = reinterpret_cast<float*>(static_cast<char*>(p.workspace) + fusetune::kStreamKFlagsBytes);
+  }
   if (kClusterM > 1) std::printf("   (max active clusters %d, grid %d)\n", clusters, grid);
-  auto launch = [&] { kernel<<<grid, 128 * (kConsumers + 1), smem>>>(args); };
+  auto launch = [&] {
+    // Stream-K: the flags are zeroed before every launch, as fusetune's launcher does.
+    if (kPersistent == 2) CHECK(cudaMemsetAsync(args.partial_flags, 0, size_t(grid) * kConsumers * 4));
+    kernel<<<grid, 128 * (kConsumers + 1), smem>>>(args);
+  };
   CHECK(cudaMemset(p.out, 0xff, (size_t)p.m * p.n * elem));
   launch();
   CHECK(cudaGetLastError());
   CHECK(cudaDeviceSynchronize());
   const double error = rel_error(p, bf16);
   const float ms = time_ms(launch);
+  // Again after 23 launches, which shared the stream-K workspace.
+  const double error_after = rel_error(p, bf16);
   const double tflops = 2.0 * p.m * p.n * (double)p.k / (ms * 1e9);
   static const char* const kVariantNames[] = {"new", "new-truncating", "old", "new-reg-stores"};
   std::printf(
-      "%-14s op%d m%d n%d s%d c%d p%d r%d g%d pr%d cl%d pp%d sb%d  %8.4f ms  %6.1f TF  %.3fx baseline  rel err %.3e\n",
+      "%-14s op%d m%d n%d s%d c%d p%d r%d g%d pr%d cl%d pp%d sb%d  %8.4f ms  %6.1f TF  %.3fx baseline  rel err "
+      "%.3e / %.3e\n",
       kVariantNames[kVariant], kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
-      kClusterM, kPingpong, kStoreBuffers, ms, tflops, ms / baseline_ms, error);
+      kClusterM, kPingpong, kStoreBuffers, ms, tflops, ms / baseline_ms, error, error_after);
 }
 
 int main(int argc, char** argv) {
@@ -280,6 +307,8 @@ int main(int argc, char** argv) {
   CHECK(cudaMalloc(&p.ref, mn * 8));
   CHECK(cudaMalloc(&p.ref32, mn * 8));
   CHECK(cudaMalloc(&p.sums, 16));
+  CHECK(cudaMalloc(&p.workspace, kProbeWorkspaceBytes));
+  CHECK(cudaMemset(p.workspace, 0, kProbeWorkspaceBytes));
   CHECK(cudaMemcpy(p.x16, hx.data(), mk * 2, cudaMemcpyHostToDevice));
   CHECK(cudaMemcpy(p.w16, hw.data(), nk * 2, cudaMemcpyHostToDevice));
   CHECK(cudaMemcpy(p.b16, hb.data(), n * 2, cudaMemcpyHostToDevice));
@@ -325,26 +354,23 @@ int main(int argc, char** argv) {
               2.0 * m * n * (double)k / (bf16_ms * 1e9), tf32_ms, sgemm_ms);
 
   using namespace fusetune;
-  // The sm_90 defaults (tuner/src/default_configs.cpp) and their neighbours, each beside the
-  // FUSETUNE_PROBE_OLD copy where one is compiled in; twice, to show the run-to-run spread.
-  // cl2 runs a 2-block cluster with TMA multicast of w.
-  for (int round = 0; round < 2; ++round) {
+  // Session 7: stream-K (persistent 2) against the data-parallel grids, at the sm_90 defaults
+  // and the tuned bf16 winner; three rounds, to show the run-to-run spread. Other shapes on the
+  // command line show where stream-K pays (few tiles, long k: 64 256 10000).
+  for (int round = 0; round < 3; ++round) {
     std::printf("-- bf16 (baseline cuBLAS bf16 GEMM alone), round %d\n", round);
     run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kNew, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kOld, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kOld, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kNewRegisterStores, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 2, 0, kNew, 2>(p, bf16_ms);
+    run_config<kOperandBf16, 256, 128, 4, 2, 1, 0, 4, 0, 1, 0, kNew, 2>(p, bf16_ms);
+    run_config<kOperandBf16, 256, 128, 4, 2, 2, 0, 4, 0, 1, 0, kNew, 2>(p, bf16_ms);
+    run_config<kOperandBf16, 128, 256, 4, 2, 0, 0, 8, 0, 1, 0, kNew, 2>(p, bf16_ms);
+    run_config<kOperandBf16, 128, 256, 4, 2, 2, 0, 8, 0, 1, 0, kNew, 2>(p, bf16_ms);
     std::printf("-- TF32 (baseline cuBLAS TF32 GEMM alone)\n");
     run_config<kOperandTf32, 256, 128, 4, 2, 1, 0, 4, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
-    run_config<kOperandTf32, 256, 128, 4, 2, 1, 0, 4, 0, 1, 0, kOld, 0>(p, tf32_ms);
-    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 4, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
-    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 4, 0, 1, 0, kOld, 0>(p, tf32_ms);
-    run_config<kOperandTf32, 256, 128, 4, 2, 1, 0, 4, 0, 2, 0, kNewRegisterStores>(p, tf32_ms);
+    run_config<kOperandTf32, 256, 128, 4, 2, 2, 0, 4, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
     std::printf("-- 3xTF32 (baseline cuBLAS SGEMM alone; target <= 0.40 x eager)\n");
     run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 0, 8, 4, 1, 0, kNewRegisterStores>(p, sgemm_ms);
-    run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 0, 8, 4, 1, 0, kOld, 0>(p, sgemm_ms);
+    run_config<kOperandTf32x3, 128, 128, 3, 2, 2, 0, 8, 4, 1, 0, kNewRegisterStores>(p, sgemm_ms);
+    run_config<kOperandTf32x3, 128, 128, 3, 2, 2, 0, 4, 4, 1, 0, kNewRegisterStores>(p, sgemm_ms);
   }
   return 0;
 }

@@ -47,7 +47,26 @@ struct HopperLinearArgs {
   /// 1: the epilogue writes out through out_map with TMA stores (out 16-byte aligned and
   /// n * elem a multiple of 16, as TMA needs); 0: straight from registers.
   int out_tma;
+  /// Stream-K configs (persistent 2) only, else null: the two parts of a stream-K workspace
+  /// (stream_k_workspace_bytes below). Each block passes the partial sums of a tile it did not
+  /// finish through its slot of `partials` and raises its flag in `partial_flags`; the block
+  /// that finishes the tile waits for the flag and adds them. The host zeroes the flags of
+  /// the grid's blocks before every launch. Launches that share a workspace must not overlap
+  /// in time (one stream).
+  float* partials;
+  int* partial_flags;
 };
+
+/// The stream-K workspace: flags for kStreamKMaxBlocks blocks of at most two consumer
+/// warpgroups first (flag block * consumers + consumer), then one fp32 tile_m x tile_n slot per
+/// block (at a fixed offset, 16-byte aligned, for every config).
+constexpr int kStreamKMaxBlocks = 1024;
+constexpr long long kStreamKFlagsBytes = kStreamKMaxBlocks * 2 * 4;
+#ifndef __CUDACC_RTC__  // host code only (NVRTC compiles no host functions)
+constexpr long long stream_k_workspace_bytes(int blocks, int tile_m, int tile_n) {
+  return kStreamKFlagsBytes + static_cast<long long>(blocks) * tile_m * tile_n * 4;
+}
+#endif
 
 /// Arguments of the weight preparation kernel `fusetune_prepare_weight` (3xTF32): writes
 /// prepared[0, count) = the TF32-rounded big part of w, prepared[count, 2 count) = the

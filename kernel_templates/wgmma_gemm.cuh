@@ -12,6 +12,9 @@
 // - persistent: a grid of at most one block per SM walks the output tiles (tile += gridDim.x),
 //   so the producer prefetches the next tile while the consumers finish the last; the order
 //   of tiles (raster, group) decides which operand tiles neighbouring blocks share in L2.
+// - stream-K (persistent 2): the same persistent grid, but the blocks split the tiles'
+//   k-blocks evenly between them (WorkSchedule), passing the partial sums of split tiles
+//   through a workspace the host provides: no idle SMs when the tiles do not fill the GPU.
 //
 // Operand kinds (hopper_args.cuh): bf16 and fp16 (policy half), TF32 (policy high: fp32 x and
 // w, rounded to TF32 by TMA itself on the way into shared memory, because the tensor cores
@@ -273,6 +276,136 @@ __device__ __forceinline__ void tile_coordinates(int t, int tiles_m, int tiles_n
   const int along_minor = local / width;
   tile_row = kRaster == 0 ? along_major : along_minor;
   tile_col = kRaster == 0 ? along_minor : along_major;
+}
+
+// ---- the work of one block ----
+
+/// The work of one block as segments: k-blocks [kb_begin, kb_end) of one output tile.
+/// - kPersistent 0 and 1 (data-parallel): whole tiles first_tile, first_tile + tile_step, ...
+///   in the order of tile_coordinates.
+/// - kPersistent 2 (stream-K): every SM does the same number of k-blocks whatever the tile
+///   count: at the headline shape, 256 tiles on 132 SMs leave 8 SMs idle through the second
+///   wave of a data-parallel grid (3% of the time), none here. The price: the partial sums of
+///   each tile split between blocks go through global memory once (see "stream-K" below).
+///   The tiles are cut into stripes of S = min(kGroup, tile-rows) tiles that share an operand
+///   tile (raster 0: the S tile-rows of one band in one column, which share w; raster 1: S
+///   tile-columns of one row, sharing x), and the blocks into teams of S, member i of a team
+///   always computing the i-th tile of a stripe. The stripes' k-blocks, laid end to end, are
+///   cut into one equal range (to a k-block) per team. So the blocks of a team read each
+///   k-block of the shared operand at the same time, once from DRAM; without teams every
+///   block read its own w at its own k offset, and the kernel ran 1.4-2.5x slower than the
+///   data-parallel one (bench/RESULTS.md, session 7). The host launches whole teams:
+///   (sm_count / S) * S blocks.
+template <int kPersistent, int kRaster, int kGroup>
+struct WorkSchedule {
+  int tiles_m, tiles_n, k_blocks;
+  int tile, tile_step;  // data-parallel: the next tile, and the stride between a block's tiles
+  // stream-K
+  int team_size, team, teams, member, stripes;
+  long long next_k, end_k;  // the rest of this team's range
+  long long stripe_end_k;   // the end of the stripe of the last segment returned
+
+  __device__ __forceinline__ WorkSchedule(int tiles_m_, int tiles_n_, int k_blocks_, int first_tile, int tile_step_)
+      : tiles_m(tiles_m_), tiles_n(tiles_n_), k_blocks(k_blocks_), tile(first_tile), tile_step(tile_step_) {
+    if constexpr (kPersistent == 2) {
+      team_size = min(kGroup, major());
+      teams = gridDim.x / team_size;
+      team = blockIdx.x / team_size;
+      member = blockIdx.x % team_size;
+      stripes = (major() + team_size - 1) / team_size * minor();
+      next_k = team < teams ? range_begin(team) : 0;  // blocks past the last whole team idle
+      end_k = team < teams ? range_begin(team + 1) : 0;
+    }
+  }
+
+  __device__ __forceinline__ int major() const { return kRaster == 0 ? tiles_m : tiles_n; }  // banded
+  __device__ __forceinline__ int minor() const { return kRaster == 0 ? tiles_n : tiles_m; }
+
+  /// Stream-K: the first k-block (stripe after stripe) of team `which`'s range; `teams` gives
+  /// the total. The first total % teams teams take one k-block more.
+  __device__ __forceinline__ long long range_begin(int which) const {
+    const long long total = static_cast<long long>(stripes) * k_blocks;
+    const long long share = total / teams, extra = total % teams;
+    return which * share + min(static_cast<long long>(which), extra);
+  }
+
+  /// The next segment of this block, or false when its work is done.
+  __device__ __forceinline__ bool next(int& tile_row, int& tile_col, int& kb_begin, int& kb_end) {
+    if constexpr (kPersistent == 2) {
+      while (next_k < end_k) {
+        const int stripe = static_cast<int>(next_k / k_blocks);
+        kb_begin = static_cast<int>(next_k - static_cast<long long>(stripe) * k_blocks);
+        kb_end = static_cast<int>(min(static_cast<long long>(k_blocks), kb_begin + (end_k - next_k)));
+        next_k += kb_end - kb_begin;
+        stripe_end_k = static_cast<long long>(stripe + 1) * k_blocks;
+        const int along_major = stripe / minor() * team_size + member;  // the stripe's band, then this member
+        const int along_minor = stripe % minor();
+        if (along_major >= major()) continue;  // the last band is narrower: no tile for this member
+        tile_row = kRaster == 0 ? along_major : along_minor;
+        tile_col = kRaster == 0 ? along_minor : along_major;
+        return true;
+      }
+      return false;
+    } else {
+      if (tile >= tiles_m * tiles_n) return false;
+      tile_coordinates<kRaster, kGroup>(tile, tiles_m, tiles_n, tile_row, tile_col);
+      kb_begin = 0;
+      kb_end = k_blocks;
+      tile += tile_step;
+      return true;
+    }
+  }
+};
+
+// ---- stream-K: partial sums of split tiles through global memory ----
+//
+// Only a team's first segment can start inside a stripe (kb_begin > 0): each block of the team
+// is then a contributor and passes its sums on through its own slot of args.partials, one per
+// block. The segment that starts the stripe (kb_begin 0) is the last of its team's range, so it
+// runs last of the tile's segments: that block finishes the tile. It waits for the same member
+// of each later team whose range begins inside the stripe, adds its slot, and applies the
+// epilogue. Contributors did their part at the very start of their ranges, so the finisher
+// seldom waits. Blocks never wait for a block with a lower index, and the grid is at most one
+// block per SM, so all blocks a finisher waits for are running or done.
+
+/// Writes one consumer thread's sums of a 64-row slice: float4 chunk q of thread t at q * 128 + t
+/// (each store instruction of a warp writes 512 consecutive bytes).
+template <int kCount>
+__device__ __forceinline__ void store_partial(float* slot, const float (&values)[kCount], int thread) {
+  float4* chunks = reinterpret_cast<float4*>(slot);
+#pragma unroll
+  for (int i = 0; i < kCount; i += 4)
+    chunks[(i / 4) * kWarpgroupThreads + thread] = make_float4(values[i], values[i + 1], values[i + 2], values[i + 3]);
+}
+
+/// Adds a slot written by store_partial. The loads bypass L1 (ld.global.cg): another SM wrote
+/// the slot, and this SM's L1 may hold the lines from an earlier launch.
+template <int kCount>
+__device__ __forceinline__ void add_partial(float (&values)[kCount], const float* slot, int thread) {
+  const float4* chunks = reinterpret_cast<const float4*>(slot);
+#pragma unroll
+  for (int i = 0; i < kCount; i += 4) {
+    const float4 chunk = __ldcg(chunks + (i / 4) * kWarpgroupThreads + thread);
+    values[i] += chunk.x;
+    values[i + 1] += chunk.y;
+    values[i + 2] += chunk.z;
+    values[i + 3] += chunk.w;
+  }
+}
+
+/// Raises a flag with release semantics at GPU scope: the warpgroup's writes of the slot,
+/// ordered before this thread by a barrier, are visible to whoever acquires the flag.
+__device__ __forceinline__ void raise_flag(int* flag) {
+  asm volatile("st.release.gpu.global.b32 [%0], %1;" ::"l"(flag), "r"(1) : "memory");
+}
+
+/// Waits until the flag is raised (acquire at GPU scope). The host zeroes the flags before
+/// every launch (LoadedKernel::launch), so a raised flag is always this launch's.
+__device__ __forceinline__ void wait_for_flag(const int* flag) {
+  int raised = 0;
+  do {
+    asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(raised) : "l"(flag) : "memory");
+  } while (!raised);
 }
 
 // ---- the epilogue ----
@@ -542,6 +675,8 @@ __device__ __forceinline__ void load_split_fragment(const unsigned char* slice, 
 /// epilogue runs while the other's products keep the tensor cores busy. kStoreBuffers 0: the
 /// epilogue stores from registers; n > 0: through n staging buffers per consumer and TMA stores
 /// (store_slice_tma) when the host passes an out map (args.out_tma), else from registers.
+/// kPersistent 2 is stream-K (WorkSchedule): the host passes the workspace in args.partials and
+/// args.partial_flags.
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
           int kPromote, int kClusterM = 1, int kPingpong = 0, int kStoreBuffers = 0>
 __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
@@ -553,7 +688,8 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   static_assert(kConsumerRows % 64 == 0 && kSlices >= 1 && kSlices <= 2, "each consumer owns 64 or 128 rows");
   static_assert(kTileN % 64 == 0 && kTileN <= 256, "tile_n is 64, 128, 192 or 256");
   static_assert(!kSplit || kPromote >= 1, "3xTF32 promotes its accumulator every kPromote k-blocks");
-  static_assert(kPersistent == 0 || kPersistent == 1, "persistent is 0 or 1");
+  static_assert(kPersistent >= 0 && kPersistent <= 2, "persistent is 0, 1 or 2 (stream-K)");
+  static_assert(kPersistent != 2 || (kClusterM == 1 && !kPingpong), "stream-K runs without clusters and pingpong");
   static_assert(kClusterM == 1 || kClusterM == 2, "clusters of 1 or 2 blocks along m");
   static_assert(!kPingpong || kConsumers == 2, "pingpong takes two consumers");
   static_assert(kStoreBuffers >= 0, "store_buffers is 0 (stores from registers) or the staging buffers' count");
@@ -625,12 +761,12 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
       const bool issuer = thread == 0;
       int stage = 0;
       unsigned phase = 0;
-      for (int t = first_tile; t < tiles; t += tile_step) {
-        int tile_row, tile_col;
-        tile_coordinates<kRaster, kGroup>(t, tiles_m, tiles_n, tile_row, tile_col);
+      WorkSchedule<kPersistent, kRaster, kGroup> work(tiles_m, tiles_n, k_blocks, first_tile, tile_step);
+      int tile_row, tile_col, kb_begin, kb_end;
+      while (work.next(tile_row, tile_col, kb_begin, kb_end)) {
         const int row0 = (tile_row * kClusterM + static_cast<int>(rank)) * kTileM;
         const int shared_row0 = tile_col * kTileN + static_cast<int>(rank) * kSharedRows;
-        for (int kb = 0; kb < k_blocks; ++kb) {
+        for (int kb = kb_begin; kb < kb_end; ++kb) {
           // A fresh barrier counts as having completed the phase before phase 0, so the
           // first pass over the ring does not wait.
           mbarrier_wait(shared_address(&empty[stage]), phase ^ 1);
@@ -688,22 +824,22 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
     unsigned char* consumer_staging = staging + consumer * kStagingBytesPerConsumer;
     const int barrier_id = 1 + consumer;  // named barrier of this consumer warpgroup's epilogue
     int boxes_issued = 0;                 // TMA-store epilogue: boxes of out handed to TMA so far
-    for (int t = first_tile; t < tiles; t += tile_step) {
+    WorkSchedule<kPersistent, kRaster, kGroup> work(tiles_m, tiles_n, k_blocks, first_tile, tile_step);
+    int tile_row, tile_col, kb_begin, kb_end;
+    while (work.next(tile_row, tile_col, kb_begin, kb_end)) {
       if constexpr (kPingpong) {
         const int mine = turn++ % kConsumers == consumer;
         if (!mine) {
           // The other consumer's tile: skip its k-blocks in the ring.
-          const int skipped = stage + k_blocks;
+          const int skipped = stage + (kb_end - kb_begin);
           stage = skipped % kStages;
           phase ^= (skipped / kStages) & 1;
           continue;
         }
         if (turn > 1) mbarrier_wait(shared_address(&order[consumer]), (order_waits++) & 1);
       }
-      int tile_row, tile_col;
-      tile_coordinates<kRaster, kGroup>(t, tiles_m, tiles_n, tile_row, tile_col);
-      TileBias<kOperand, kTileN> bias;  // 16-bit: loaded now, before the products
-      bias.load(args, tile_col * kTileN, thread % 32);
+      TileBias<kOperand, kTileN> bias;                                     // 16-bit: loaded now, before the products
+      if (kb_begin == 0) bias.load(args, tile_col * kTileN, thread % 32);  // else a stream-K contributor: no epilogue
       if constexpr (kSplit) {
 #pragma unroll
         for (int j = 0; j < kSlices; ++j)
@@ -727,7 +863,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
 #pragma unroll
             for (int j = 0; j < kSlices; ++j)
               wgmma_ss<kOperand, kTileN>(acc[j], matrix_descriptor(a_stage + j * 64 * kTileKBytes + step * kMmaKBytes),
-                                         matrix_descriptor(b_stage + step * kMmaKBytes), kb > 0 || step > 0);
+                                         matrix_descriptor(b_stage + step * kMmaKBytes), kb > kb_begin || step > 0);
           }
           wgmma_commit();
 #pragma unroll
@@ -738,7 +874,8 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           if (previous_stage >= 0) release_stage(previous_stage);
         } else {
           const unsigned b_small_stage = shared_address(tiles_b_small + stage * kTileBBytes);
-          const bool restart = kb % kPromote == 0;  // the first k-block after a promotion overwrites acc
+          // The first k-block after a promotion overwrites acc.
+          const bool restart = (kb - kb_begin) % kPromote == 0;
           // All fragments of the k-block first: wgmma reads its A registers asynchronously, so
           // none may be written between the fence and the wait.
           unsigned big[kSlices][kKSteps][4], small[kSlices][kKSteps][4];
@@ -771,7 +908,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           // (the other consumer keeps the tensor cores busy meanwhile).
           wgmma_wait<0>();
           release_stage(stage);
-          if ((kb + 1) % kPromote == 0 || kb + 1 == k_blocks) {
+          if ((kb - kb_begin + 1) % kPromote == 0 || kb + 1 == kb_end) {
 #pragma unroll
             for (int j = 0; j < kSlices; ++j)
 #pragma unroll
@@ -787,15 +924,50 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
       // Two k-blocks per iteration, the loop shape of the kernels measured in sessions 3 and 4.
       // (A single-k-block loop ran the pingpong configs 10% slower in one probe run, but with
       // the unroll back they stayed slow: the cause was not the loop, see bench/RESULTS.md.)
-      for (int kb = 0; kb < k_blocks; kb += 2) {
+      for (int kb = kb_begin; kb < kb_end; kb += 2) {
         k_block(kb);
-        if (kb + 1 < k_blocks) k_block(kb + 1);
+        if (kb + 1 < kb_end) k_block(kb + 1);
       }
       if constexpr (kPingpong)
         if (thread == 0) mbarrier_arrive(shared_address(&order[(consumer + 1) % kConsumers]));
       if constexpr (!kSplit) {
         wgmma_wait<0>();
         release_stage(previous_stage);
+      }
+      if constexpr (kPersistent == 2) {
+        // Stream-K: a segment that does not start the tile hands its sums on; one that starts
+        // it but stops short waits for the rest from the blocks after it (see "stream-K" above).
+        auto slot_of = [&](int block) {
+          return args.partials + (static_cast<long long>(block) * kConsumers + consumer) * kConsumerRows * kTileN;
+        };
+        if (kb_begin > 0) {
+          float* slot = slot_of(blockIdx.x);
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j) {
+            if constexpr (kSplit)
+              store_partial(slot + j * 64 * kTileN, total[j], thread);
+            else
+              store_partial(slot + j * 64 * kTileN, acc[j], thread);
+          }
+          __threadfence();
+          named_barrier_sync(barrier_id, kWarpgroupThreads);  // the whole slot is written
+          if (thread == 0) raise_flag(&args.partial_flags[blockIdx.x * kConsumers + consumer]);
+          continue;
+        }
+        for (int team = work.team + 1; team < work.teams && work.range_begin(team) < work.stripe_end_k; ++team) {
+          if (work.range_begin(team) == work.range_begin(team + 1)) continue;  // an empty range: no part
+          const int block = team * work.team_size + work.member;
+          if (thread == 0) wait_for_flag(&args.partial_flags[block * kConsumers + consumer]);
+          named_barrier_sync(barrier_id, kWarpgroupThreads);  // the block's slot is complete
+          const float* slot = slot_of(block);
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j) {
+            if constexpr (kSplit)
+              add_partial(total[j], slot + j * 64 * kTileN, thread);
+            else
+              add_partial(acc[j], slot + j * 64 * kTileN, thread);
+          }
+        }
       }
       const int row0 = (tile_row * kClusterM + static_cast<int>(rank)) * kTileM + consumer_row0;
       auto epilogue = [&](const float(&result)[kTileN / 2], int slice_row0) {

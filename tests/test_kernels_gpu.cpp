@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include "compiler.h"
@@ -14,8 +15,10 @@
 #include "cuda_resources.h"
 #include "fusetune/fused_linear.h"
 #include "kernel_launcher.h"
+#include "source_generator.h"
 #include "test_support.h"
 #include "tuner.h"
+#include "tuning_db.h"
 #include "verifier.h"
 
 namespace fusetune::testing {
@@ -119,7 +122,7 @@ class FamiliesGpu : public KernelsGpu {
                 cudaSuccess);
     }
     TensorMapCache maps;
-    const LaunchPlan plan = make_launch_plan(spec, shape, verifier.operands(), maps);
+    const LaunchPlan plan = make_launch_plan(spec, shape, verifier.operands(spec.workspace_bytes), maps);
     verifier.poison_output();
     EXPECT_EQ(kernel.launch(plan, stream_.get()), cudaSuccess) << config.name;
     EXPECT_EQ(cudaStreamSynchronize(stream_.get()), cudaSuccess) << config.name;
@@ -240,6 +243,106 @@ TEST_F(FamiliesGpu, ASpreadOfEveryFamilysVariantsIsCorrectOnTails) {
     }
     EXPECT_GE(checked, 12) << family;
   }
+}
+
+// Stream-K (persistent 2): the wgmma families' configs that split tiles' k-blocks between
+// blocks, on shapes with fewer tiles than SMs and long k (the case it exists for), with more
+// teams than k-blocks (empty ranges), with idle team members (fewer tile-rows than the team)
+// and with tails. Each config runs twice on the same workspace, which configs of other grids
+// used before, so the flags of one launch never leak into the next.
+TEST_F(FamiliesGpu, StreamKConfigsAreCorrectOnTailsAndRepeatedLaunches) {
+  const std::vector<ProblemShape> dims = {
+      {5, 300, 4096}, {100, 1000, 2048}, {33, 1000, 64}, {1000, 7, 520}, {65, 8191, 136}};
+  for (const std::string family : {"wgmma_bf16", "wgmma_fp16", "wgmma_tf32", "wgmma_3xtf32"}) {
+    const SearchSpace space = load_search_space(family);
+    const Problem problem{space.dtypes().front(), space.policies().front()};
+    std::vector<KernelConfig> stream_k;
+    for (const KernelConfig& config : space.valid_configs(device_.limits))
+      if (config.knob("persistent") == 2) stream_k.push_back(config);
+    ASSERT_GE(stream_k.size(), 8u) << family;
+    int checked = 0;
+    for (const ProblemShape& d : dims) {
+      const ProblemShape shape = with(d, problem);
+      Verifier verifier(shape, make_random_inputs(shape, 70 + checked), stream_.get(), cublas_.get());
+      // Four configs a shape, a different four each time, group 1 and 8 alike.
+      for (std::size_t i = checked % 5; i < stream_k.size(); i += stream_k.size() / 4) {
+        if (space.check_shape(stream_k[i], shape)) continue;
+        for (int launch = 0; launch < 2; ++launch) {
+          const Verdict verdict = run_config(space, stream_k[i], verifier, shape);
+          EXPECT_TRUE(verdict.passed) << stream_k[i].name << " on " << shape.dims() << ", launch " << launch << ": "
+                                      << verdict.message;
+          EXPECT_LE(verdict.error.relative_l2, relative_error_bound(shape.policy)) << stream_k[i].name;
+        }
+        ++checked;
+      }
+    }
+    EXPECT_GE(checked, 12) << family;
+  }
+}
+
+// The load-time API with a stream-K config: the runtime gives each stream its own workspace,
+// also when the first call on a stream is being captured into a CUDA graph, and the graph's
+// replays (which zero the flags again) are correct.
+TEST_F(FamiliesGpu, TheRuntimeRunsAStreamKConfigOnStreamsAndInGraphs) {
+  const ProblemShape shape{64, 256, 4096, Dtype::kBFloat16, Policy::kHalf};
+  const SearchSpace space = load_search_space("wgmma_bf16");
+  std::optional<KernelConfig> chosen;
+  for (const KernelConfig& config : space.valid_configs(device_.limits))
+    if (config.knob("persistent") == 2 && config.knob("group") == 1 && config.knob("tile_m") == 64 &&
+        config.knob("tile_n") == 128 && !space.check_shape(config, shape)) {
+      chosen = config;
+      break;
+    }
+  ASSERT_TRUE(chosen);
+  // A database whose best for this shape on this GPU is that config.
+  const std::string db_path = (std::filesystem::temp_directory_path() / "fusetune_stream_k_gpu.db").string();
+  std::filesystem::remove(db_path);
+  {
+    TuningDb db = TuningDb::open(db_path);
+    const auto device = db.upsert_device(device_.fingerprint);
+    const auto run = db.begin_run(device, {"test", "test", "hash"});
+    TrialResult trial;
+    trial.shape = shape;
+    trial.config = *chosen;
+    trial.template_hash = TemplateLibrary::embedded().include_closure_hash(space.template_file());
+    trial.status = TrialStatus::kOk;
+    trial.timing = TimingStats{0.05, 0.05, 0.05, 10};
+    trial.error = ErrorStats{1.6e-3, 1e-2, 0, 0};
+    db.record_trial(run, device, trial);
+    db.update_best(device, shape);
+  }
+  FusedLinearRuntime runtime{RuntimeOptions{db_path, ""}};
+  ASSERT_EQ(runtime.resolve(shape).config.name, chosen->name);
+  Verifier verifier(shape, make_random_inputs(shape, 81), stream_.get(), cublas_.get());
+  const LaunchOperands operands = verifier.operands();
+  const FusedLinearTensors tensors{operands.x, operands.w, operands.bias, operands.out, operands.scale};
+  auto expect_correct = [&](const std::string& what) {
+    const Verdict verdict = verifier.check_output(shape.policy);
+    EXPECT_TRUE(verdict.passed) << what << ": " << verdict.message;
+  };
+  for (int call = 0; call < 2; ++call) {
+    verifier.poison_output();
+    runtime.run(shape, tensors, stream_.get());
+    expect_correct("call " + std::to_string(call) + " on the verifier's stream");
+  }
+  // A fresh stream, first used while capturing: its workspace is allocated during capture.
+  Stream capture_stream = make_stream();
+  ASSERT_EQ(cudaStreamBeginCapture(capture_stream.get(), cudaStreamCaptureModeGlobal), cudaSuccess);
+  runtime.run(shape, tensors, capture_stream.get());
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(capture_stream.get(), &graph), cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  for (int replay = 0; replay < 3; ++replay) {
+    verifier.poison_output();
+    ASSERT_EQ(cudaStreamSynchronize(stream_.get()), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, capture_stream.get()), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(capture_stream.get()), cudaSuccess);
+    expect_correct("graph replay " + std::to_string(replay));
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  std::filesystem::remove(db_path);
 }
 
 }  // namespace

@@ -286,9 +286,22 @@ TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
       const std::int64_t staging = family.tma_store ? consumers * config.knob("store_buffers") * 8192 : 0;
       EXPECT_EQ(geometry.smem_bytes, stages * 128 * (tile_m + (family.split ? 2 : 1) * tile_n) + 2048 + staging)
           << config.name;
-      const std::int64_t tiles = (headline.m + tile_m - 1) / tile_m * ((headline.n + tile_n - 1) / tile_n);
-      EXPECT_EQ(geometry.grid_x, config.knob("persistent") ? std::min<std::int64_t>(tiles, h100.sm_count) : tiles)
-          << config.name;
+      const std::int64_t tiles_m = (headline.m + tile_m - 1) / tile_m;
+      const std::int64_t tiles = tiles_m * ((headline.n + tile_n - 1) / tile_n);
+      // Stream-K (persistent 2) launches whole teams of min(group, tile-rows) blocks, one per SM
+      // at most, and shares w tiles within a team (raster 0); it has no pingpong.
+      const std::int64_t team = std::min(config.knob("group"), tiles_m);
+      switch (config.knob("persistent")) {
+        case 0:
+          EXPECT_EQ(geometry.grid_x, tiles) << config.name;
+          break;
+        case 1:
+          EXPECT_EQ(geometry.grid_x, std::min<std::int64_t>(tiles, h100.sm_count)) << config.name;
+          break;
+        default:
+          EXPECT_EQ(geometry.grid_x, h100.sm_count / team * team) << config.name;
+          EXPECT_TRUE(config.knob("raster") == 0 && !pingpong) << config.name;
+      }
       EXPECT_EQ(geometry.grid_y * geometry.grid_z, 1) << config.name;
       EXPECT_EQ(space.config_from_name(config.name), config);
     }

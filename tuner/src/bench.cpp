@@ -92,7 +92,7 @@ BenchReport run_bench(const BenchOptions& options) {
       row.prep_ms = benchmarker.time(prepare, prep_options).median_ms;
     }
     TensorMapCache maps;
-    const LaunchPlan plan = make_launch_plan(spec, row.shape, verifier.operands(), maps);
+    const LaunchPlan plan = make_launch_plan(spec, row.shape, verifier.operands(spec.workspace_bytes), maps);
 
     // Correctness on this run's inputs first.
     verifier.poison_output();

@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "compiler.h"
 #include "config_resolver.h"
@@ -84,6 +85,10 @@ struct FusedLinearRuntime::Impl {
     std::map<ProblemShape, ProblemState> problems;  ///< by shape, dtype and policy
     std::map<std::string, LoadedKernel> kernels;    ///< by config name
     TensorMapCache maps;                            ///< encoded once per (pointer, shape, box)
+    /// Stream-K workspaces by stream: launches on one stream never overlap, on two they may,
+    /// so each stream has its own. Kept for the runtime's lifetime, since a captured CUDA graph
+    /// holds the pointer; a larger need adds a larger buffer.
+    std::map<cudaStream_t, std::vector<DeviceBuffer>> workspaces;
   };
   std::map<int, DeviceState> devices;
 
@@ -133,6 +138,28 @@ struct FusedLinearRuntime::Impl {
     if (!problem.tuned) problem.tuned.emplace(prepare(problem.resolution.config, shape, state));
     return *problem.tuned;
   }
+  /// A stream-K workspace of at least `bytes` for launches on `stream`.
+  static DeviceBuffer& workspace_for(DeviceState& state, cudaStream_t stream, std::size_t bytes) {
+    std::vector<DeviceBuffer>& buffers = state.workspaces[stream];
+    if (!buffers.empty() && buffers.back().bytes() >= bytes) return buffers.back();
+    // While the stream is being captured into a CUDA graph, cudaMalloc counts as unsafe and
+    // would invalidate the capture; like PyTorch's allocator, allocate in relaxed mode. The
+    // buffer is not part of the graph: it lives as long as the runtime.
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    FUSETUNE_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    if (capture == cudaStreamCaptureStatusActive) FUSETUNE_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    struct RestoreMode {
+      bool active;
+      cudaStreamCaptureMode& mode;
+      ~RestoreMode() {
+        if (active) cudaThreadExchangeStreamCaptureMode(&mode);
+      }
+    } restore{capture == cudaStreamCaptureStatusActive, mode};
+    buffers.emplace_back(bytes);
+    return buffers.back();
+  }
+
   PreparedLaunch& fallback_launch(ProblemState& problem, const ProblemShape& shape, DeviceState& state) {
     if (!problem.fallback) problem.fallback.emplace(prepare(resolver->universal(shape).config, shape, state));
     return *problem.fallback;
@@ -204,6 +231,11 @@ void FusedLinearRuntime::run(const ProblemShape& shape, const FusedLinearTensors
   operands.bias = tensors.bias;
   operands.out = tensors.out;
   operands.scale = tensors.scale;
+  if (const std::int64_t bytes = launch.plans.spec().workspace_bytes; bytes > 0) {
+    const DeviceBuffer& workspace = Impl::workspace_for(state, stream, std::size_t(bytes));
+    operands.workspace = workspace.get();
+    operands.workspace_bytes = workspace.bytes();
+  }
   FUSETUNE_CUDA_CHECK(launch.kernel->launch(launch.plans.plan(operands, state.maps), stream));
 }
 

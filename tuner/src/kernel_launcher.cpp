@@ -21,6 +21,7 @@ constexpr long long kPrepareMaxBlocks = 8192;
 /// Same pointers and the same scale bits (0.0 and -0.0 differ in the output's sign of zero).
 bool same_operands(const LaunchOperands& a, const LaunchOperands& b) {
   return a.x == b.x && a.w == b.w && a.prepared_w == b.prepared_w && a.bias == b.bias && a.out == b.out &&
+         a.workspace == b.workspace && a.workspace_bytes == b.workspace_bytes &&
          std::bit_cast<std::uint32_t>(a.scale) == std::bit_cast<std::uint32_t>(b.scale);
 }
 
@@ -37,6 +38,16 @@ LaunchSpec make_launch_spec(const SearchSpace& space, const KernelConfig& config
     spec.tile_m = int(config.knob("tile_m"));
     spec.tile_n = int(config.knob("tile_n"));
     spec.tma_store = space.has_knob("store_buffers") && config.knob("store_buffers") > 0;
+    if (space.has_knob("persistent") && config.knob("persistent") == 2) {
+      // Stream-K: one partial tile per block, one flag per consumer warpgroup of each block.
+      const std::int64_t blocks = spec.geometry.grid_x, consumers = config.knob("consumers");
+      if (blocks > kStreamKMaxBlocks || consumers > 2)
+        throw DataError("stream-K config " + config.name + " launches " + std::to_string(blocks) + " blocks of " +
+                        std::to_string(consumers) + " consumers; its workspace holds flags for " +
+                        std::to_string(kStreamKMaxBlocks) + " blocks of at most 2");
+      spec.workspace_bytes = stream_k_workspace_bytes(int(blocks), spec.tile_m, spec.tile_n);
+      spec.workspace_flag_bytes = blocks * consumers * std::int64_t(sizeof(int));
+    }
   }
   return spec;
 }
@@ -79,6 +90,15 @@ LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, c
   args.n = int(shape.n);
   args.k = int(shape.k);
   args.scale = operands.scale;
+  if (spec.workspace_bytes > 0) {
+    if (!operands.workspace || operands.workspace_bytes < std::size_t(spec.workspace_bytes))
+      throw UsageError("this stream-K config needs a workspace of " + std::to_string(spec.workspace_bytes) +
+                       " bytes; " +
+                       (operands.workspace ? std::to_string(operands.workspace_bytes) + " given" : "none given"));
+    args.partial_flags = static_cast<int*>(operands.workspace);
+    args.partials = reinterpret_cast<float*>(static_cast<char*>(operands.workspace) + kStreamKFlagsBytes);
+    plan.workspace_flag_bytes = spec.workspace_flag_bytes;
+  }
   return plan;
 }
 
@@ -122,6 +142,10 @@ cudaError_t LoadedKernel::launch(const LaunchPlan& plan, cudaStream_t stream) {
   const LaunchGeometry& geometry = plan.geometry;
   const void* function = reinterpret_cast<const void*>(kernel_);
   if (const cudaError_t status = set_smem_limit(function, geometry.smem_bytes); status != cudaSuccess) return status;
+  if (plan.workspace_flag_bytes > 0) {
+    const cudaError_t status = cudaMemsetAsync(plan.hopper.partial_flags, 0, plan.workspace_flag_bytes, stream);
+    if (status != cudaSuccess) return status;
+  }
   HopperLinearArgs arguments = plan.hopper;  // copied into the launch's parameter buffer
   void* params[] = {&arguments};
   return cudaLaunchKernel(function, dim3(geometry.grid_x, geometry.grid_y, geometry.grid_z), dim3(geometry.threads),

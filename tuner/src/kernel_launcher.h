@@ -29,6 +29,10 @@ struct LaunchSpec {
   /// The config's epilogue can write out with TMA stores (a "store_buffers" knob above 0);
   /// each plan then gives it an out map where TMA can describe out.
   bool tma_store = false;
+  /// Stream-K configs (persistent 2): bytes of the workspace each launch needs
+  /// (stream_k_workspace_bytes), and of its flags, which every launch zeroes first; 0 for others.
+  std::int64_t workspace_bytes = 0;
+  std::int64_t workspace_flag_bytes = 0;
 };
 /// The spec of `config` of `space` for `shape` on a device with `limits`.
 LaunchSpec make_launch_spec(const SearchSpace& space, const KernelConfig& config, const ProblemShape& shape,
@@ -44,17 +48,23 @@ struct LaunchOperands {
   const void* bias = nullptr;        ///< null: no bias
   void* out = nullptr;
   float scale = 1.0f;
+  /// Device memory of workspace_bytes for stream-K configs (LaunchSpec::workspace_bytes): the
+  /// caller owns it and must not let launches that share it overlap (one stream each).
+  void* workspace = nullptr;
+  std::size_t workspace_bytes = 0;
 };
 
 /// Everything one launch needs, built once (tensor maps encoded once) and launched many times.
 struct LaunchPlan {
   LaunchContract contract = LaunchContract::kPlain;
   LaunchGeometry geometry;
-  FusedLinearArgs plain{};    ///< kPlain
-  HopperLinearArgs hopper{};  ///< kTensorMap
+  FusedLinearArgs plain{};                ///< kPlain
+  HopperLinearArgs hopper{};              ///< kTensorMap
+  std::int64_t workspace_flag_bytes = 0;  ///< stream-K: bytes of hopper.partial_flags zeroed before each launch
 };
 /// Builds the plan. Throws UsageError if a tensor-map operand cannot be described (misaligned
-/// pointer, row stride not a multiple of 16 bytes) or a needed prepared weight is null. An
+/// pointer, row stride not a multiple of 16 bytes), or a needed prepared weight or stream-K
+/// workspace is null or too small. An
 /// output TMA cannot describe (n * elem not a multiple of 16 bytes, out not 16-byte aligned)
 /// is no error: the epilogue then stores from registers (out_tma = 0).
 LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, const LaunchOperands& operands,
@@ -88,7 +98,9 @@ class LoadedKernel {
   /// Launches with the given geometry. Returns the launch's error code rather than
   /// throwing, so that callers can classify it (resources exceeded vs launch failure).
   cudaError_t launch(const LaunchGeometry& geometry, const FusedLinearArgs& args, cudaStream_t stream);
-  /// Launches a plan of either contract; returns the launch's error code.
+  /// Launches a plan of either contract; returns the first error code. A stream-K plan's
+  /// flags are zeroed on `stream` first (cudaMemsetAsync): part of every launch, so timings
+  /// include it and a captured graph replays it.
   cudaError_t launch(const LaunchPlan& plan, cudaStream_t stream);
   /// Launches the cubin's weight preparation (kPrepareWeightSymbol, 256 threads, a grid-stride
   /// loop) for `prep`: reads w (n, k) and writes `prepared`. Returns the launch's error code;

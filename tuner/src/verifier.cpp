@@ -237,8 +237,11 @@ FusedLinearArgs Verifier::args() const {
   return args;
 }
 
-LaunchOperands Verifier::operands() const {
+LaunchOperands Verifier::operands(std::size_t workspace_bytes) {
+  if (workspace_.bytes() < workspace_bytes) workspace_ = DeviceBuffer(workspace_bytes);
   LaunchOperands operands;
+  operands.workspace = workspace_.get();
+  operands.workspace_bytes = workspace_.bytes();
   operands.x = x_.get();
   operands.w = w_.get();
   operands.prepared_w = prepared_.get();

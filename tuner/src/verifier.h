@@ -65,8 +65,9 @@ class Verifier {
   /// Launch arguments (plain contract) pointing at the device inputs and the output buffer.
   FusedLinearArgs args() const;
   /// The device inputs and output of any contract; prepared_w is the prepared-weight buffer
-  /// once prepared_weight() allocated it, else null.
-  LaunchOperands operands() const;
+  /// once prepared_weight() allocated it, else null. With workspace_bytes > 0 (a stream-K
+  /// config's LaunchSpec::workspace_bytes), also a workspace of at least that size, grown as needed.
+  LaunchOperands operands(std::size_t workspace_bytes = 0);
   /// A device buffer of `bytes` for the prepared weight, allocated on first call (the same
   /// buffer afterwards; a larger request reallocates).
   void* prepared_weight(std::size_t bytes);
@@ -105,6 +106,7 @@ class Verifier {
   DeviceBuffer out_, baseline_out_;  ///< candidate output; +epilogue baseline output (dtype)
   DeviceBuffer gemm_out_;            ///< the GEMM-alone baseline's z (dtype)
   DeviceBuffer prepared_;            ///< the prepared weight, when a family needs one
+  DeviceBuffer workspace_;           ///< the stream-K workspace, when a config needs one
   DeviceBuffer reference_, baseline_reference_;
   std::vector<std::pair<std::int64_t, std::int64_t>> samples_;  ///< host-checked (row, column)
   std::vector<double> sample_values_;                           ///< their float64 values

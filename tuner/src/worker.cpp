@@ -65,6 +65,8 @@ json launch_spec_to_json(const LaunchSpec& spec) {
           {"tma_store", spec.tma_store},
           {"tile_m", spec.tile_m},
           {"tile_n", spec.tile_n},
+          {"workspace_bytes", spec.workspace_bytes},
+          {"workspace_flag_bytes", spec.workspace_flag_bytes},
           {"geometry",
            {{"threads", geometry.threads},
             {"smem_bytes", geometry.smem_bytes},
@@ -84,6 +86,8 @@ LaunchSpec launch_spec_from_json(const json& j) {
   spec.tma_store = j.at("tma_store").get<bool>();
   spec.tile_m = j.at("tile_m").get<int>();
   spec.tile_n = j.at("tile_n").get<int>();
+  spec.workspace_bytes = j.at("workspace_bytes").get<std::int64_t>();
+  spec.workspace_flag_bytes = j.at("workspace_flag_bytes").get<std::int64_t>();
   spec.geometry = geometry_from_json(j.at("geometry"));
   return spec;
 }
@@ -244,7 +248,7 @@ class WorkerSession {
     if (auto failed = ensure_weight_prepared(*kernel, spec.weight_prep)) return *failed;
     LaunchPlan plan;
     try {
-      plan = make_launch_plan(spec, shape_, verifier_->operands(), maps_);
+      plan = make_launch_plan(spec, shape_, verifier_->operands(spec.workspace_bytes), maps_);
     } catch (const UsageError& error) {
       return failure("invalid", error.what());
     } catch (const CudaError& error) {
@@ -296,7 +300,7 @@ class WorkerSession {
       const LaunchSpec spec = launch_spec_from_json(entry.at("launch"));
       if (auto failed = ensure_weight_prepared(kernel, spec.weight_prep))
         return {{"ok", false}, {"error", "weight preparation failed: " + failed->value("message", std::string())}};
-      entries.emplace_back(&kernel, make_launch_plan(spec, shape_, verifier_->operands(), maps_));
+      entries.emplace_back(&kernel, make_launch_plan(spec, shape_, verifier_->operands(spec.workspace_bytes), maps_));
     }
     const std::size_t baselines = verifier_->baselines().size();
     std::vector<std::vector<double>> samples(entries.size()), baseline_samples(baselines);
