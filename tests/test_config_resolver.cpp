@@ -116,6 +116,36 @@ TEST_F(ConfigResolverTest, ExactThenNearestThenFallback) {
   EXPECT_NE(resolver.resolve({1024, 8192, 8192}, other, limits_).source, ResolutionSource::kNearest);
 }
 
+TEST_F(ConfigResolverTest, AFarTunedShapeComesAfterTheCompiledInDefault) {
+  // Tuned at 64x1024x8192 only: the headline shape is 16x and 8x away in M and N.
+  const KernelConfig small_shape_winner = space_->valid_configs(limits_).front();
+  store_best({64, 1024, 8192}, small_shape_winner);
+  ConfigResolver resolver(&*db_);
+  const Resolution headline = resolver.resolve({1024, 8192, 8192}, h100(), limits_);
+  EXPECT_EQ(headline.source, ResolutionSource::kDefault) << headline.detail;
+  // Within 4x in every dimension it is near.
+  const Resolution near = resolver.resolve({256, 2048, 4096}, h100(), limits_);
+  EXPECT_EQ(near.source, ResolutionSource::kNearest);
+  EXPECT_EQ(near.config, small_shape_winner);
+  // Without a compiled-in default (another architecture) the far shape still beats the
+  // universal config.
+  DeviceFingerprint no_defaults = h100();
+  no_defaults.cc_major = 8;
+  const auto other_device = db_->upsert_device(no_defaults);
+  TrialResult trial;
+  trial.shape = {64, 1024, 8192};
+  trial.config = small_shape_winner;
+  trial.template_hash = current_hash("ffma");
+  trial.status = TrialStatus::kOk;
+  trial.timing = TimingStats{1.0, 0.9, 1.1, 10};
+  trial.error = ErrorStats{1e-7, 1e-6, 0, 0};
+  db_->record_trial(db_->begin_run(other_device, {"test", "test", "hash"}), other_device, trial);
+  ASSERT_TRUE(db_->update_best(other_device, trial.shape).has_value());
+  const Resolution far = resolver.resolve({1024, 8192, 8192}, no_defaults, limits_);
+  EXPECT_EQ(far.source, ResolutionSource::kNearest) << far.detail;
+  EXPECT_EQ(far.config, small_shape_winner);
+}
+
 TEST_F(ConfigResolverTest, ATunedConfigThatCannotImplementTheShapeIsSkipped) {
   // A config of a family this build does not ship (a test template) is never chosen.
   KernelConfig foreign{"faults", "faults_f0", {{"fault", 0}}};

@@ -20,6 +20,14 @@ double shape_distance(const ProblemShape& a, const ProblemShape& b) {
          std::fabs(std::log(double(a.k) / double(b.k)));
 }
 
+/// Whether each of M, N, K of `tuned` is within ConfigResolver::kNearShapeFactor of `shape`'s.
+bool near_enough(const ProblemShape& tuned, const ProblemShape& shape) {
+  auto within = [](std::int64_t a, std::int64_t b) {
+    return std::max(a, b) <= ConfigResolver::kNearShapeFactor * std::min(a, b);
+  };
+  return within(tuned.m, shape.m) && within(tuned.n, shape.n) && within(tuned.k, shape.k);
+}
+
 }  // namespace
 
 const SearchSpace* ConfigResolver::space_for(const std::string& family) {
@@ -90,7 +98,7 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
       return shape_distance(a.result.shape, shape) < shape_distance(b.result.shape, shape);
     });
     const double bound = relative_error_bound(shape.policy);
-    for (const auto& best : tuned) {
+    auto from_tuned = [&](const StoredTrial& best) -> std::optional<Resolution> {
       const ProblemShape& tuned_shape = best.result.shape;
       const bool same = tuned_shape.m == shape.m && tuned_shape.n == shape.n && tuned_shape.k == shape.k;
       const ResolutionSource source = same ? ResolutionSource::kExact : ResolutionSource::kNearest;
@@ -107,32 +115,51 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
           // as the stale best. A slower family (a SIMT one where a stale wgmma row won: 30x on
           // the H100, bench/RESULTS.md) would cost more than the compiled-in default does.
           if (!stands_in_for(r, best.result)) break;
-          return {
+          return Resolution{
               r.config, source,
               detail + " (its fastest config that fits; its best row is of an older template: re-run fusetune tune)"};
         }
         return with_note({r.config, source, detail + " (its fastest config that fits)"});
       }
       if (older && !same) nearer_is_older = true;
-    }
+      return std::nullopt;
+    };
+    // Shapes within kNearShapeFactor in every dimension first; farther ones only after the
+    // compiled-in default (below), which suits a large shape better than a config tuned for
+    // a far smaller one (on the H100, a 64x1024x8192 TF32 winner ran the 1024x8192x8192 drop-in
+    // at 2.0x eager, bench/RESULTS.md session 7).
+    for (const auto& best : tuned)
+      if (near_enough(best.result.shape, shape))
+        if (auto resolution = from_tuned(best)) return *resolution;
+    if (auto resolution = compiled_in_default(shape, device, usable)) return with_note(*resolution);
+    for (const auto& best : tuned)
+      if (!near_enough(best.result.shape, shape))
+        if (auto resolution = from_tuned(best)) return *resolution;
+    return with_note(universal(shape));
   }
-  if (auto knobs = default_knobs(shape, device.cc_major, device.cc_minor)) {
-    if (const SearchSpace* space = space_for(knobs->family)) {
-      // Knobs the table does not set take their first declared value (a knob added to a space
-      // later, e.g. an off switch), and knobs the space no longer declares are dropped.
-      KnobValues values;
-      for (const KnobSpec& knob : space->knobs()) {
-        const auto set = knobs->knobs.find(knob.name);
-        values[knob.name] = set != knobs->knobs.end() ? set->second : knob.values.front();
-      }
-      KernelConfig config = space->make_config(values);
-      if (usable(config))
-        return with_note({config, ResolutionSource::kDefault,
-                          "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +
-                              std::to_string(device.cc_minor)});
-    }
-  }
+  if (auto resolution = compiled_in_default(shape, device, usable)) return with_note(*resolution);
   return with_note(universal(shape));
+}
+
+std::optional<Resolution> ConfigResolver::compiled_in_default(const ProblemShape& shape,
+                                                              const DeviceFingerprint& device,
+                                                              const std::function<bool(const KernelConfig&)>& usable) {
+  auto knobs = default_knobs(shape, device.cc_major, device.cc_minor);
+  if (!knobs) return std::nullopt;
+  const SearchSpace* space = space_for(knobs->family);
+  if (!space) return std::nullopt;
+  // Knobs the table does not set take their first declared value (a knob added to a space
+  // later, e.g. an off switch), and knobs the space no longer declares are dropped.
+  KnobValues values;
+  for (const KnobSpec& knob : space->knobs()) {
+    const auto set = knobs->knobs.find(knob.name);
+    values[knob.name] = set != knobs->knobs.end() ? set->second : knob.values.front();
+  }
+  KernelConfig config = space->make_config(values);
+  if (!usable(config)) return std::nullopt;
+  return Resolution{config, ResolutionSource::kDefault,
+                    "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +
+                        std::to_string(device.cc_minor)};
 }
 
 Resolution ConfigResolver::universal(const ProblemShape& shape) {

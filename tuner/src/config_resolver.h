@@ -4,6 +4,7 @@
 // measured with an older template than this build's are never used.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -21,8 +22,12 @@ class ConfigResolver {
   /// `db` may be null (no database): the fallbacks still resolve every shape.
   explicit ConfigResolver(const TuningDb* db) : db_(db) {}
 
-  /// Needs no GPU: the device is described by its fingerprint and limits. Throws UsageError
-  /// for a dtype and policy that do not go together.
+  /// The order: this shape's best row on this device; the best of the nearest tuned shape
+  /// within kNearShapeFactor in each of M, N, K that the config can implement (or that
+  /// shape's fastest config that can); the compiled-in default of the architecture; the
+  /// nearest farther tuned shape; the universal config. Needs no GPU: the device is described
+  /// by its fingerprint and limits. Throws UsageError for a dtype and policy that do not go
+  /// together.
   Resolution resolve(const ProblemShape& shape, const DeviceFingerprint& device, const DeviceLimits& limits);
   /// The search space of an embedded family, loaded once; null for a family this build
   /// does not ship (e.g. a test template found in the database).
@@ -45,8 +50,15 @@ class ConfigResolver {
   static constexpr double kStaleBestSlack = 1.10;
   /// Whether `row` may stand in for `stale_best` by that rule (both timed).
   static bool stands_in_for(const TrialResult& row, const TrialResult& stale_best);
+  /// A tuned shape is near if each of its M, N, K is within this factor of the wanted shape's.
+  static constexpr std::int64_t kNearShapeFactor = 4;
 
  private:
+  /// The compiled-in default config of the shape on the device's architecture, if it has one
+  /// and it is `usable`.
+  std::optional<Resolution> compiled_in_default(const ProblemShape& shape, const DeviceFingerprint& device,
+                                                const std::function<bool(const KernelConfig&)>& usable);
+
   const TuningDb* db_;
   std::map<std::string, SearchSpace> spaces_;
   std::optional<TemplateLibrary> templates_;            ///< the embedded templates, loaded on first use
