@@ -30,33 +30,6 @@ bool near_enough(const ProblemShape& tuned, const ProblemShape& shape) {
 
 }  // namespace
 
-const SearchSpace* ConfigResolver::space_for(const std::string& family) {
-  auto found = spaces_.find(family);
-  if (found != spaces_.end()) return &found->second;
-  for (const auto& known : embedded_families())
-    if (known == family) return &spaces_.emplace(family, load_search_space(family)).first->second;
-  return nullptr;
-}
-
-bool ConfigResolver::of_older_template(const TrialResult& trial) {
-  auto found = template_hashes_.find(trial.config.family);
-  if (found == template_hashes_.end()) {
-    const SearchSpace* space = space_for(trial.config.family);
-    if (!space) return false;
-    if (!templates_) templates_.emplace(TemplateLibrary::embedded());
-    found =
-        template_hashes_.emplace(trial.config.family, templates_->include_closure_hash(space->template_file())).first;
-  }
-  return trial.template_hash != found->second;
-}
-
-const char* ConfigResolver::unused_reason(const TrialResult& trial) {
-  if (of_older_template(trial)) return "older template";
-  const SearchSpace* space = space_for(trial.config.family);
-  if (space && !space->admits(trial.config)) return "not in its space";
-  return nullptr;
-}
-
 bool ConfigResolver::stands_in_for(const TrialResult& row, const TrialResult& stale_best) {
   return row.timing && stale_best.timing && row.timing->median_ms <= kStaleBestSlack * stale_best.timing->median_ms;
 }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "current_configs.h"
 #include "default_configs.h"
 #include "fusetune/fused_linear.h"
 #include "search_space.h"
@@ -31,18 +32,18 @@ class ConfigResolver {
   Resolution resolve(const ProblemShape& shape, const DeviceFingerprint& device, const DeviceLimits& limits);
   /// The search space of an embedded family, loaded once; null for a family this build
   /// does not ship (e.g. a test template found in the database).
-  const SearchSpace* space_for(const std::string& family);
+  const SearchSpace* space_for(const std::string& family) { return current_.space_for(family); }
   /// The universal config of the shape's fallback family: valid for every shape with
   /// element-aligned pointers (what misaligned tensors run).
   Resolution universal(const ProblemShape& shape);
   /// Whether a stored row was measured with an older template of its (embedded) family than
   /// this build's: such a row timed a kernel that its config name no longer builds, so it is
   /// skipped. Rows of a family this build does not ship are not judged (false).
-  bool of_older_template(const TrialResult& trial);
+  bool of_older_template(const TrialResult& trial) { return current_.of_older_template(trial); }
   /// Why the resolver never runs a stored row's config: "older template" (of_older_template)
   /// or "not in its space" (a knob value its family's space has dropped since); null where it
   /// may run it. `fusetune best` and `list` mark rows with it.
-  const char* unused_reason(const TrialResult& trial);
+  const char* unused_reason(const TrialResult& trial) { return current_.unused_reason(trial); }
 
   /// Where a shape's best row is of an older template, the shape's fastest usable row stands
   /// in for it only if it took at most this much longer than that best; otherwise the shape
@@ -60,9 +61,7 @@ class ConfigResolver {
                                                 const std::function<bool(const KernelConfig&)>& usable);
 
   const TuningDb* db_;
-  std::map<std::string, SearchSpace> spaces_;
-  std::optional<TemplateLibrary> templates_;            ///< the embedded templates, loaded on first use
-  std::map<std::string, std::string> template_hashes_;  ///< include-closure hash by family, computed once
+  CurrentConfigs current_;  ///< this build's embedded templates and spaces
 };
 
 }  // namespace fusetune

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "compiler.h"
+#include "current_configs.h"
 #include "fusetune/errors.h"
 #include "hashing.h"
 #include "progress.h"
@@ -130,14 +131,17 @@ TuneReport tune(const TuneOptions& options) {
   const ProblemShape& shape = options.shape;
   TemplateLibrary templates = TemplateLibrary::embedded();
   if (!options.template_dir.empty()) templates.add_directory(options.template_dir);
-  std::map<std::string, const SearchSpace*> space_of;   // by family
-  std::map<std::string, std::string> template_hash_of;  // by family
+  std::map<std::string, const SearchSpace*> space_of;  // by family
   std::string spaces_hash;
   for (const SearchSpace& space : spaces) {
     space_of[space.family()] = &space;
-    template_hash_of[space.family()] = templates.include_closure_hash(space.template_file());
     spaces_hash += (spaces_hash.empty() ? "" : ",") + space.content_hash();
   }
+  // Which stored rows count (CurrentConfigs: of the current template, still in the space),
+  // judged against the spaces and templates this run tunes with. Only those are skipped as
+  // measured, finalists, the best, or in the ranking.
+  CurrentConfigs current(templates, spaces);
+  std::map<std::string, std::string> template_hash_of = current.template_hashes();  // by family
 
   // An existing database is checked before any GPU work, so a corrupt or foreign file
   // fails fast; a new one is only created once a GPU is known to be there.
@@ -287,32 +291,7 @@ TuneReport tune(const TuneOptions& options) {
   }
   progress.finish();
 
-  // Which stored rows still count: a row of an older template of its family (an earlier
-  // build's) timed a kernel that its config name no longer builds, and a config that the
-  // family's space no longer has (e.g. a promotion interval dropped as too inexact) is one the
-  // resolver would not run. Neither is a finalist, the best, or in the ranking.
-  std::map<std::string, SearchSpace> current_spaces;  // by family: the tuned spaces, else this build's
-  for (const SearchSpace& space : spaces) current_spaces.emplace(space.family(), space);
-  for (const std::string& family : embedded_families())
-    if (!current_spaces.count(family)) current_spaces.emplace(family, load_search_space(family));
-  std::map<std::string, std::string> current_hashes = template_hash_of;  // the tuned families' already
-  for (const auto& [family, space] : current_spaces)
-    if (!current_hashes.count(family))
-      current_hashes.emplace(family, templates.include_closure_hash(space.template_file()));
-  const auto admitted = [&](const std::string& family, const std::string& config_name) {
-    const auto space = current_spaces.find(family);
-    if (space == current_spaces.end()) return true;  // e.g. a test template's family
-    try {
-      return space->second.admits(space->second.config_from_name(config_name));
-    } catch (const UsageError&) {
-      return false;
-    }
-  };
-  const auto counts = [&](const TrialResult& r) {
-    const auto current = current_hashes.find(r.config.family);
-    return (current == current_hashes.end() || current->second == r.template_hash) &&
-           admitted(r.config.family, r.config.name);
-  };
+  const auto counts = [&](const TrialResult& r) { return !current.unused_reason(r); };
 
   // Finals: the fastest correct configs of the tuned families (this run's or earlier runs'
   // that still count) re-measured interleaved with the baselines, then stored with their
@@ -357,7 +336,9 @@ TuneReport tune(const TuneOptions& options) {
   if (!report.baselines.empty()) report.baseline = report.baselines.front();
   worker.stop();
 
-  report.best = db->update_best(device_id, shape, current_hashes, admitted);
+  report.best = db->update_best(
+      device_id, shape, current.template_hashes(),
+      [&](const std::string& family, const std::string& config_name) { return current.admits(family, config_name); });
   for (auto& stored : db->trials(report.device.key(), shape))
     if (counts(stored.result)) report.ranking.push_back(std::move(stored));
   return report;
