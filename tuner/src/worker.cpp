@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -294,14 +295,23 @@ class WorkerSession {
   json finals(const json& request) {
     if (!verifier_) return {{"ok", false}, {"error", "finals before prepare"}};
     const int rounds = request.value("rounds", 30);
-    std::vector<std::pair<LoadedKernel*, LaunchPlan>> entries;
+    std::vector<std::pair<LoadedKernel*, LaunchSpec>> kernels;
     for (const auto& entry : request.at("kernels")) {
       LoadedKernel& kernel = kernel_for(entry.at("cubin_path").get<std::string>());
       const LaunchSpec spec = launch_spec_from_json(entry.at("launch"));
       if (auto failed = ensure_weight_prepared(kernel, spec.weight_prep))
         return {{"ok", false}, {"error", "weight preparation failed: " + failed->value("message", std::string())}};
-      entries.emplace_back(&kernel, make_launch_plan(spec, shape_, verifier_->operands(spec.workspace_bytes), maps_));
+      kernels.emplace_back(&kernel, spec);
     }
+    // The finalists take turns on one stream, so they share one stream-K workspace: sized for
+    // the largest before any plan points into it (a larger request later would reallocate it).
+    std::size_t workspace_bytes = 0;
+    for (const auto& [kernel, spec] : kernels)
+      workspace_bytes = std::max(workspace_bytes, std::size_t(spec.workspace_bytes));
+    const LaunchOperands operands = verifier_->operands(workspace_bytes);
+    std::vector<std::pair<LoadedKernel*, LaunchPlan>> entries;
+    for (const auto& [kernel, spec] : kernels)
+      entries.emplace_back(kernel, make_launch_plan(spec, shape_, operands, maps_));
     const std::size_t baselines = verifier_->baselines().size();
     std::vector<std::vector<double>> samples(entries.size()), baseline_samples(baselines);
     for (auto& [kernel, plan] : entries)  // warm-up
