@@ -75,6 +75,14 @@ TEST(KernelLauncher, SpecsCarryTheContractTheBoxesAndTheGeometry) {
   EXPECT_EQ(spec.tma_operand_type, TmaOperandType::kNative);
   EXPECT_FALSE(spec.tma_store);  // store_buffers 0, its first value
   EXPECT_TRUE(make_launch_spec(bf16, wgmma_config(bf16, {{"store_buffers", 2}}), shape, limits).tma_store);
+  EXPECT_EQ(spec.workspace_bytes, 0);  // data-parallel: no workspace
+
+  // Stream-K: teams of min(group 8, 8 tile-rows) blocks, as many as fit 100 SMs; a workspace of
+  // the flags' region plus one fp32 128 x 128 tile per block, flags for two consumers a block.
+  const LaunchSpec stream_k = make_launch_spec(bf16, wgmma_config(bf16, {{"persistent", 2}}), shape, limits);
+  EXPECT_EQ(stream_k.geometry.grid_x, 96);
+  EXPECT_EQ(stream_k.workspace_bytes, kStreamKFlagsBytes + 96 * 128 * 128 * 4);
+  EXPECT_EQ(stream_k.workspace_flag_bytes, 96 * 2 * 4);
 
   // TF32: TMA rounds x and w through TF32 maps; no weight preparation, no TMA-store knob.
   const SearchSpace tf32 = load_search_space("wgmma_tf32");
@@ -105,6 +113,8 @@ TEST(KernelLauncher, SpecsRoundTripThroughTheWorkerProtocol) {
   spec.tile_m = 256;
   spec.tile_n = 64;
   spec.geometry = LaunchGeometry{384, 200000, 132, 1, 1};
+  spec.workspace_bytes = 8200;
+  spec.workspace_flag_bytes = 1056;
   const LaunchSpec back = launch_spec_from_json(nlohmann::json::parse(launch_spec_to_json(spec).dump()));
   EXPECT_EQ(back.contract, spec.contract);
   EXPECT_EQ(back.weight_prep, spec.weight_prep);
@@ -115,6 +125,8 @@ TEST(KernelLauncher, SpecsRoundTripThroughTheWorkerProtocol) {
   EXPECT_EQ(back.geometry.threads, 384);
   EXPECT_EQ(back.geometry.smem_bytes, 200000);
   EXPECT_EQ(back.geometry.grid_x, 132);
+  EXPECT_EQ(back.workspace_bytes, 8200);
+  EXPECT_EQ(back.workspace_flag_bytes, 1056);
   EXPECT_THROW(launch_spec_from_json(nlohmann::json::parse("{\"contract\": \"plain\"}")), nlohmann::json::exception);
 }
 
@@ -146,6 +158,28 @@ TEST(KernelLauncher, TensorMapPlansRefuseAMissingPreparedWeightOrAMisalignedOper
   operands.x = reinterpret_cast<const void*>(0x10002);
   EXPECT_THROW(make_launch_plan(spec, {64, 64, 64}, operands, maps), UsageError);  // x misaligned for TMA
   EXPECT_EQ(maps.encodings(), 0u);
+}
+
+TEST(KernelLauncher, StreamKPlansRefuseAMissingOrTooSmallWorkspace) {
+  LaunchSpec spec = split_tensor_map_spec();
+  spec.weight_prep = WeightPrep::kNone;
+  spec.workspace_bytes = kStreamKFlagsBytes + 4096;
+  LaunchOperands operands = unprepared_operands();
+  TensorMapCache maps;
+  auto refusal = [&] {
+    try {
+      make_launch_plan(spec, {64, 64, 64}, operands, maps);
+    } catch (const UsageError& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(refusal().find("needs a workspace of " + std::to_string(spec.workspace_bytes) + " bytes; none given"),
+            std::string::npos);
+  operands.workspace = reinterpret_cast<void*>(0x20000);
+  operands.workspace_bytes = std::size_t(spec.workspace_bytes) - 1;
+  EXPECT_NE(refusal().find(std::to_string(spec.workspace_bytes - 1) + " given"), std::string::npos);
+  EXPECT_EQ(maps.encodings(), 0u);  // refused before any tensor map was encoded
 }
 
 TEST(KernelLauncher, PlanCachesRebuildOnlyWhenAPointerOrTheScaleChanges) {

@@ -67,6 +67,9 @@ LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, c
                                  int(shape.m), int(shape.n), int(shape.k),  operands.scale};
     return plan;
   }
+  if (spec.workspace_bytes > 0 && (!operands.workspace || operands.workspace_bytes < std::size_t(spec.workspace_bytes)))
+    throw UsageError("this stream-K config needs a workspace of " + std::to_string(spec.workspace_bytes) + " bytes; " +
+                     (operands.workspace ? std::to_string(operands.workspace_bytes) + " given" : "none given"));
   const void* w_big = operands.w;
   const void* w_small = operands.w;
   if (spec.weight_prep == WeightPrep::kTf32Split) {
@@ -91,10 +94,6 @@ LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, c
   args.k = int(shape.k);
   args.scale = operands.scale;
   if (spec.workspace_bytes > 0) {
-    if (!operands.workspace || operands.workspace_bytes < std::size_t(spec.workspace_bytes))
-      throw UsageError("this stream-K config needs a workspace of " + std::to_string(spec.workspace_bytes) +
-                       " bytes; " +
-                       (operands.workspace ? std::to_string(operands.workspace_bytes) + " given" : "none given"));
     args.partial_flags = static_cast<int*>(operands.workspace);
     args.partials = reinterpret_cast<float*>(static_cast<char*>(operands.workspace) + kStreamKFlagsBytes);
     plan.workspace_flag_bytes = spec.workspace_flag_bytes;
