@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <vector>
 
 #include "default_configs.h"
 #include "fusetune/errors.h"
@@ -55,84 +56,78 @@ Resolution ConfigResolver::resolve(const ProblemShape& shape, const DeviceFinger
       resolution.detail += "; tuned rows of nearer shapes are of an older template: re-run fusetune tune";
     return resolution;
   };
+  // Every tuned shape's best on this device, nearest first (this shape itself first where its
+  // best was passed over).
+  const std::string device_key = device.key();
+  std::vector<StoredTrial> tuned;
   if (db_) {
-    const std::string device_key = device.key();
     if (auto exact = db_->best(device_key, shape)) {
       exact_is_older = of_older_template(exact->result);
       if (!exact_is_older && usable(exact->result.config))
         return {exact->result.config, ResolutionSource::kExact, "tuned for this shape on " + device.name};
     }
-    // Nearest tuned shapes first (this shape itself first where its best was passed over);
-    // from each, its best config if it can implement this shape, else its fastest measured
-    // config that can (e.g. one without vector loads when k is odd, or one of a family whose
-    // template did not change when the best's did).
-    auto tuned = db_->bests(device_key, shape.dtype, shape.policy);
+    tuned = db_->bests(device_key, shape.dtype, shape.policy);
     std::stable_sort(tuned.begin(), tuned.end(), [&](const StoredTrial& a, const StoredTrial& b) {
       return shape_distance(a.result.shape, shape) < shape_distance(b.result.shape, shape);
     });
-    const double bound = relative_error_bound(shape.policy);
-    auto from_tuned = [&](const StoredTrial& best) -> std::optional<Resolution> {
-      const ProblemShape& tuned_shape = best.result.shape;
-      const bool same = tuned_shape.m == shape.m && tuned_shape.n == shape.n && tuned_shape.k == shape.k;
-      const ResolutionSource source = same ? ResolutionSource::kExact : ResolutionSource::kNearest;
-      const std::string detail =
-          (same ? "tuned for this shape" : "nearest tuned shape " + tuned_shape.dims()) + " on " + device.name;
-      const bool older = of_older_template(best.result);
-      if (!older && usable(best.result.config)) return with_note({best.result.config, source, detail});
-      for (const auto& trial : db_->trials(device_key, tuned_shape)) {
-        const TrialResult& r = trial.result;
-        if (r.status != TrialStatus::kOk) break;  // ok trials come first, fastest first
-        if (!r.error || r.error->relative_l2 > bound || of_older_template(r) || !usable(r.config)) continue;
-        if (same && exact_is_older) {
-          // A family whose template did not change, measured for this shape: only about as fast
-          // as the stale best. A slower family (a SIMT one where a stale wgmma row won: 30x on
-          // the H100, bench/RESULTS.md) would cost more than the compiled-in default does.
-          if (!stands_in_for(r, best.result)) break;
-          return Resolution{
-              r.config, source,
-              detail + " (its fastest config that fits; its best row is of an older template: re-run fusetune tune)"};
-        }
-        return with_note({r.config, source, detail + " (its fastest config that fits)"});
+  }
+  // From a tuned shape, its best config if it can implement this shape, else its fastest
+  // measured config that can (e.g. one without vector loads when k is odd, or one of a family
+  // whose template did not change when the best's did).
+  const double bound = relative_error_bound(shape.policy);
+  auto from_tuned = [&](const StoredTrial& best) -> std::optional<Resolution> {
+    const ProblemShape& tuned_shape = best.result.shape;
+    const bool same = tuned_shape.m == shape.m && tuned_shape.n == shape.n && tuned_shape.k == shape.k;
+    const ResolutionSource source = same ? ResolutionSource::kExact : ResolutionSource::kNearest;
+    const std::string detail =
+        (same ? "tuned for this shape" : "nearest tuned shape " + tuned_shape.dims()) + " on " + device.name;
+    const bool older = of_older_template(best.result);
+    if (!older && usable(best.result.config)) return with_note({best.result.config, source, detail});
+    for (const auto& trial : db_->trials(device_key, tuned_shape)) {
+      const TrialResult& r = trial.result;
+      if (r.status != TrialStatus::kOk) break;  // ok trials come first, fastest first
+      if (!r.error || r.error->relative_l2 > bound || of_older_template(r) || !usable(r.config)) continue;
+      if (same && exact_is_older) {
+        // A family whose template did not change, measured for this shape: only about as fast
+        // as the stale best. A slower family (a SIMT one where a stale wgmma row won: 30x on
+        // the H100, bench/RESULTS.md) would cost more than the compiled-in default does.
+        if (!stands_in_for(r, best.result)) break;
+        return Resolution{
+            r.config, source,
+            detail + " (its fastest config that fits; its best row is of an older template: re-run fusetune tune)"};
       }
-      if (older && !same) nearer_is_older = true;
-      return std::nullopt;
-    };
-    // Shapes within kNearShapeFactor in every dimension first; farther ones only after the
-    // compiled-in default (below), which suits a large shape better than a config tuned for
-    // a far smaller one (on the H100, a 64x1024x8192 TF32 winner ran the 1024x8192x8192 drop-in
-    // at 2.0x eager, bench/RESULTS.md session 7).
-    for (const auto& best : tuned)
-      if (near_enough(best.result.shape, shape))
-        if (auto resolution = from_tuned(best)) return *resolution;
-    if (auto resolution = compiled_in_default(shape, device, usable)) return with_note(*resolution);
-    for (const auto& best : tuned)
-      if (!near_enough(best.result.shape, shape))
-        if (auto resolution = from_tuned(best)) return *resolution;
-    return with_note(universal(shape));
+      return with_note({r.config, source, detail + " (its fastest config that fits)"});
+    }
+    if (older && !same) nearer_is_older = true;
+    return std::nullopt;
+  };
+  // Shapes within kNearShapeFactor in every dimension first; farther ones only after the
+  // compiled-in default, which suits a large shape better than a config tuned for a far
+  // smaller one (on the H100, a 64x1024x8192 TF32 winner ran the 1024x8192x8192 drop-in at
+  // 2.0x eager, bench/RESULTS.md session 7).
+  for (const auto& best : tuned)
+    if (near_enough(best.result.shape, shape))
+      if (auto resolution = from_tuned(best)) return *resolution;
+  if (auto knobs = default_knobs(shape, device.cc_major, device.cc_minor)) {
+    if (const SearchSpace* space = space_for(knobs->family)) {
+      // Knobs the table does not set take their first declared value (a knob added to a space
+      // later, e.g. an off switch), and knobs the space no longer declares are dropped.
+      KnobValues values;
+      for (const KnobSpec& knob : space->knobs()) {
+        const auto set = knobs->knobs.find(knob.name);
+        values[knob.name] = set != knobs->knobs.end() ? set->second : knob.values.front();
+      }
+      KernelConfig config = space->make_config(values);
+      if (usable(config))
+        return with_note({config, ResolutionSource::kDefault,
+                          "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +
+                              std::to_string(device.cc_minor)});
+    }
   }
-  if (auto resolution = compiled_in_default(shape, device, usable)) return with_note(*resolution);
+  for (const auto& best : tuned)
+    if (!near_enough(best.result.shape, shape))
+      if (auto resolution = from_tuned(best)) return *resolution;
   return with_note(universal(shape));
-}
-
-std::optional<Resolution> ConfigResolver::compiled_in_default(const ProblemShape& shape,
-                                                              const DeviceFingerprint& device,
-                                                              const std::function<bool(const KernelConfig&)>& usable) {
-  auto knobs = default_knobs(shape, device.cc_major, device.cc_minor);
-  if (!knobs) return std::nullopt;
-  const SearchSpace* space = space_for(knobs->family);
-  if (!space) return std::nullopt;
-  // Knobs the table does not set take their first declared value (a knob added to a space
-  // later, e.g. an off switch), and knobs the space no longer declares are dropped.
-  KnobValues values;
-  for (const KnobSpec& knob : space->knobs()) {
-    const auto set = knobs->knobs.find(knob.name);
-    values[knob.name] = set != knobs->knobs.end() ? set->second : knob.values.front();
-  }
-  KernelConfig config = space->make_config(values);
-  if (!usable(config)) return std::nullopt;
-  return Resolution{config, ResolutionSource::kDefault,
-                    "compiled-in default for compute capability " + std::to_string(device.cc_major) + "." +
-                        std::to_string(device.cc_minor)};
 }
 
 Resolution ConfigResolver::universal(const ProblemShape& shape) {

@@ -4,7 +4,6 @@
 // measured with an older template than this build's are never used.
 #pragma once
 
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -55,11 +54,6 @@ class ConfigResolver {
   static constexpr std::int64_t kNearShapeFactor = 4;
 
  private:
-  /// The compiled-in default config of the shape on the device's architecture, if it has one
-  /// and it is `usable`.
-  std::optional<Resolution> compiled_in_default(const ProblemShape& shape, const DeviceFingerprint& device,
-                                                const std::function<bool(const KernelConfig&)>& usable);
-
   const TuningDb* db_;
   CurrentConfigs current_;  ///< this build's embedded templates and spaces
 };

@@ -142,20 +142,15 @@ struct FusedLinearRuntime::Impl {
   static DeviceBuffer& workspace_for(DeviceState& state, cudaStream_t stream, std::size_t bytes) {
     std::vector<DeviceBuffer>& buffers = state.workspaces[stream];
     if (!buffers.empty() && buffers.back().bytes() >= bytes) return buffers.back();
-    // While the stream is being captured into a CUDA graph, cudaMalloc counts as unsafe and
-    // would invalidate the capture; like PyTorch's allocator, allocate in relaxed mode. The
-    // buffer is not part of the graph: it lives as long as the runtime.
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    FUSETUNE_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+    // While a stream is being captured into a CUDA graph, cudaMalloc counts as unsafe and would
+    // invalidate the capture; like PyTorch's allocator, allocate in relaxed mode (a no-op when
+    // nothing is captured). The buffer is not part of any graph: it lives as long as the runtime.
     cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
-    if (capture == cudaStreamCaptureStatusActive) FUSETUNE_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+    FUSETUNE_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
     struct RestoreMode {
-      bool active;
       cudaStreamCaptureMode& mode;
-      ~RestoreMode() {
-        if (active) cudaThreadExchangeStreamCaptureMode(&mode);
-      }
-    } restore{capture == cudaStreamCaptureStatusActive, mode};
+      ~RestoreMode() { cudaThreadExchangeStreamCaptureMode(&mode); }
+    } restore{mode};
     buffers.emplace_back(bytes);
     return buffers.back();
   }

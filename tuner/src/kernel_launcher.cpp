@@ -67,9 +67,16 @@ LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, c
                                  int(shape.m), int(shape.n), int(shape.k),  operands.scale};
     return plan;
   }
-  if (spec.workspace_bytes > 0 && (!operands.workspace || operands.workspace_bytes < std::size_t(spec.workspace_bytes)))
-    throw UsageError("this stream-K config needs a workspace of " + std::to_string(spec.workspace_bytes) + " bytes; " +
-                     (operands.workspace ? std::to_string(operands.workspace_bytes) + " given" : "none given"));
+  HopperLinearArgs& args = plan.hopper;
+  if (spec.workspace_bytes > 0) {  // checked before any tensor map is encoded
+    if (!operands.workspace || operands.workspace_bytes < std::size_t(spec.workspace_bytes))
+      throw UsageError("this stream-K config needs a workspace of " + std::to_string(spec.workspace_bytes) +
+                       " bytes; " +
+                       (operands.workspace ? std::to_string(operands.workspace_bytes) + " given" : "none given"));
+    args.partial_flags = static_cast<int*>(operands.workspace);
+    args.partials = reinterpret_cast<float*>(static_cast<char*>(operands.workspace) + kStreamKFlagsBytes);
+    plan.workspace_flag_bytes = spec.workspace_flag_bytes;
+  }
   const void* w_big = operands.w;
   const void* w_small = operands.w;
   if (spec.weight_prep == WeightPrep::kTf32Split) {
@@ -79,7 +86,6 @@ LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, c
     w_big = operands.prepared_w;
     w_small = static_cast<const float*>(operands.prepared_w) + shape.n * shape.k;
   }
-  HopperLinearArgs& args = plan.hopper;
   const bool tf32 = spec.tma_operand_type == TmaOperandType::kTf32;
   args.x_map = maps.get({operands.x, shape.m, shape.k, shape.dtype, spec.tile_m, tf32});
   args.w_map = maps.get({w_big, shape.n, shape.k, shape.dtype, spec.tile_n, tf32});
@@ -93,11 +99,6 @@ LaunchPlan make_launch_plan(const LaunchSpec& spec, const ProblemShape& shape, c
   args.n = int(shape.n);
   args.k = int(shape.k);
   args.scale = operands.scale;
-  if (spec.workspace_bytes > 0) {
-    args.partial_flags = static_cast<int*>(operands.workspace);
-    args.partials = reinterpret_cast<float*>(static_cast<char*>(operands.workspace) + kStreamKFlagsBytes);
-    plan.workspace_flag_bytes = spec.workspace_flag_bytes;
-  }
   return plan;
 }
 

@@ -141,7 +141,7 @@ TuneReport tune(const TuneOptions& options) {
   // judged against the spaces and templates this run tunes with. Only those are skipped as
   // measured, finalists, the best, or in the ranking.
   CurrentConfigs current(templates, spaces);
-  std::map<std::string, std::string> template_hash_of = current.template_hashes();  // by family
+  const std::map<std::string, std::string> template_hash_of = current.template_hashes();  // by family
 
   // An existing database is checked before any GPU work, so a corrupt or foreign file
   // fails fast; a new one is only created once a GPU is known to be there.
@@ -184,7 +184,8 @@ TuneReport tune(const TuneOptions& options) {
   for (const SearchSpace& space : spaces) {
     std::set<std::string> measured;
     if (!options.retune)
-      for (auto& name : db->measured_config_names(device_id, shape, space.family(), template_hash_of[space.family()]))
+      for (auto& name :
+           db->measured_config_names(device_id, shape, space.family(), template_hash_of.at(space.family())))
         measured.insert(name);
     for (auto& config : space.enumerate()) {
       if (measured.count(config.name)) {
@@ -258,7 +259,7 @@ TuneReport tune(const TuneOptions& options) {
     TrialResult trial;
     trial.shape = shape;
     trial.config = plan[i].config;
-    trial.template_hash = template_hash_of[space.family()];
+    trial.template_hash = template_hash_of.at(space.family());
     if (rejections[i]) {
       std::tie(trial.status, trial.message) = *rejections[i];
     } else {
@@ -337,7 +338,7 @@ TuneReport tune(const TuneOptions& options) {
   worker.stop();
 
   report.best = db->update_best(
-      device_id, shape, current.template_hashes(),
+      device_id, shape, template_hash_of,
       [&](const std::string& family, const std::string& config_name) { return current.admits(family, config_name); });
   for (auto& stored : db->trials(report.device.key(), shape))
     if (counts(stored.result)) report.ranking.push_back(std::move(stored));
