@@ -238,6 +238,15 @@ __device__ __forceinline__ void store_aligned_pair(void* address, float first, f
     *static_cast<float2*>(address) = make_float2(first, second);
 }
 
+/// store_aligned_pair into shared memory, at a shared-window address (shared_address()).
+template <int kOperand>
+__device__ __forceinline__ void store_shared_pair(unsigned address, float first, float second) {
+  if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16)
+    asm volatile("st.shared.b32 [%0], %1;" ::"r"(address), "r"(pack_pair<kOperand>(first, second)) : "memory");
+  else
+    asm volatile("st.shared.v2.f32 [%0], {%1, %2};" ::"r"(address), "f"(first), "f"(second) : "memory");
+}
+
 /// Stores out[index] (and out[index + 1] when `pair`), rounding to the output type once.
 template <int kOperand>
 __device__ __forceinline__ void store_elements(void* base, long long index, float first, float second, bool pair,
@@ -415,34 +424,26 @@ __device__ __forceinline__ void wait_for_flag(const int* flag) {
 /// tens of instructions per element: the epilogue runs while this block's tensor cores wait,
 /// and MUFU issues only 16 results per clock per SM, so MUFU operations per element set its
 /// length.
-/// - fp32 outputs (TF32, 3xTF32): ex2.approx and rcp.approx, two MUFU operations per element,
-///   a few ulp each: a few 1e-7 relative in sigmoid, far inside the `high` and `highest` bounds.
-/// - bf16 / fp16 outputs: sigmoid(z) = (1 + tanh(z / 2)) / 2, with one tanh.approx.f16x2 for
-///   both elements (half a MUFU operation per element; the f32 form took one each, and the
-///   epilogue's arithmetic measured 4% of the bf16 kernel). Its error, about 2^-11 absolute in
-///   tanh, is below the rounding of the 16-bit output; z / 2 is clamped to +-16, where tanh
-///   is 1 in fp16, so no z overflows the fp16 input.
-/// Saturation and NaN behave as in fused_epilogue: z < -88.7 gives exp2 = inf and rcp(inf) = 0
-/// exactly, tanh = -1 gives z + s/2 - s/2; large z gives sigmoid 1; z = +-inf gives +-inf;
-/// NaN gives NaN (through z, whatever tanh of the clamped value is).
+/// - bf16 / fp16 and TF32 outputs: out = z + s sigmoid(z) = (z + s/2) + (s/2) tanh(z/2), one
+///   tanh.approx.f32 per element and four other operations. Its error, at most 2^-11 relative
+///   in tanh, is below the rounding of a 16-bit output, and TF32's operands (10-bit mantissas)
+///   dominate that policy's error. (tanh.approx.f16x2 does not halve the MUFU work: on sm_90
+///   ptxas issues one MUFU.TANH.F16 per half, and the f16 conversions and clamps around it
+///   cost more instructions than it saved; bench/RESULTS.md, session 9.)
+/// - 3xTF32 (policy highest, 2e-6): ex2.approx and rcp.approx, two MUFU operations per
+///   element, a few ulp each: a few 1e-7 relative in sigmoid.
+/// Saturation and NaN behave as in fused_epilogue: tanh(+-inf) = +-1, so z = -inf gives
+/// -inf + s/2 - s/2 = -inf and large negative z gives z (+ s/2 - s/2); z < -88.7 gives
+/// exp2 = inf and rcp(inf) = 0 exactly; large z gives sigmoid 1; NaN gives NaN.
 template <int kOperand>
 __device__ __forceinline__ void fast_fused_epilogue(float acc0, float acc1, float bias0, float bias1, float scale,
                                                     float& out0, float& out1) {
   const float z0 = acc0 + bias0, z1 = acc1 + bias1;
-  if constexpr (kOperand == kOperandBf16 || kOperand == kOperandFp16) {
+  if constexpr (kOperand != kOperandTf32x3) {
     const float half_scale = 0.5f * scale;
-    unsigned half_z, tanh_half_z;
-    asm("{\n.reg .b32 packed, limit;\n"
-        "cvt.rn.f16x2.f32 packed, %1, %2;\n"  // z1 / 2 to the upper half
-        "mov.b32 limit, 0x4C004C00;\n"        // 16.0 in both halves
-        "min.f16x2 packed, packed, limit;\n"
-        "mov.b32 limit, 0xCC00CC00;\n"  // -16.0
-        "max.f16x2 %0, packed, limit;\n}\n"
-        : "=r"(half_z)
-        : "f"(0.5f * z1), "f"(0.5f * z0));
-    asm("tanh.approx.f16x2 %0, %1;" : "=r"(tanh_half_z) : "r"(half_z));
     float tanh0, tanh1;
-    unpack_f16x2(tanh_half_z, tanh0, tanh1);
+    asm("tanh.approx.f32 %0, %1;" : "=f"(tanh0) : "f"(0.5f * z0));
+    asm("tanh.approx.f32 %0, %1;" : "=f"(tanh1) : "f"(0.5f * z1));
     out0 = fmaf(half_scale, tanh0, z0 + half_scale);
     out1 = fmaf(half_scale, tanh1, z1 + half_scale);
   } else {
@@ -463,10 +464,11 @@ __device__ __forceinline__ void fast_fused_epilogue(float acc0, float acc1, floa
 ///   products, packed one register per pair (16 for a 128-column tile): the loads' latency
 ///   hides behind the mainloop instead of sitting in the epilogue, which the tensor cores
 ///   wait for. Measured on the H100: the epilogue's bias loads and arithmetic were 4% of the
-///   bf16 kernel; preloading and the f16x2 tanh took 2-4% off it.
+///   bf16 kernel; preloading (with a cheaper sigmoid) took 2-4% off it.
 /// - fp32 biases are read when the epilogue needs them (read-only loads the compiler may
 ///   hoist): preloaded, two registers per pair, they made 3xTF32 5% slower and spilled TF32
-///   128x256.
+///   128x256. Their latency costs TF32's epilogue about 1 of its 5-6 us per tile; the rest is
+///   the stores (bench/RESULTS.md, session 9).
 template <int kOperand, int kTileN>
 struct TileBias {
   static constexpr bool kPacked = OperandTraits<kOperand>::kElementBytes == 2;
@@ -603,11 +605,14 @@ __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, co
   constexpr int kGroupsPerBox = kBoxCols / 8;  // accumulator quads (8 columns each) per box
   const int warp = thread / 32, lane = thread % 32;
   const int row = 16 * warp + lane / 4;  // row of the box, and row + 8: the same swizzle (row % 8)
+  // st.shared on 32-bit addresses: generic stores cost 64-bit address arithmetic, and ptxas
+  // puts a MEMBAR before the proxy fence that follows them.
+  const unsigned staging_address = shared_address(staging);
 #pragma unroll
   for (int box = 0; box < kTileN / kBoxCols; ++box) {
     const int box_col0 = tile_col0 + box * kBoxCols;
     if (box_col0 >= args.n) break;  // the same for the whole warpgroup
-    unsigned char* buffer = staging + (boxes_issued % kStoreBuffers) * kStoreBoxBytes;
+    const unsigned buffer_address = staging_address + (boxes_issued % kStoreBuffers) * kStoreBoxBytes;
     if (boxes_issued >= kStoreBuffers && thread == 0) wait_bulk_group_reads<kStoreBuffers - 1>();
     named_barrier_sync(barrier_id, kWarpgroupThreads);  // the buffer is free
 #pragma unroll
@@ -622,14 +627,14 @@ __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, co
       // at once land in 8 different chunks, so the writes are free of bank conflicts.
       const int byte_in_row = col_in_box * kElementBytes;
       const int offset = ((byte_in_row / 16) ^ (row % 8)) * 16 + byte_in_row % 16;
-      unsigned char* row_address = buffer + row * 128 + offset;
-      store_aligned_pair<kOperand>(row_address, out0, out1);
-      store_aligned_pair<kOperand>(row_address + 8 * 128, out2, out3);
+      const unsigned row_address = buffer_address + row * 128 + offset;
+      store_shared_pair<kOperand>(row_address, out0, out1);
+      store_shared_pair<kOperand>(row_address + 8 * 128, out2, out3);
     }
     fence_async_shared();
     named_barrier_sync(barrier_id, kWarpgroupThreads);  // the box is written
     if (thread == 0) {
-      tma_store_2d(&args.out_map, shared_address(buffer), box_col0, slice_row0);
+      tma_store_2d(&args.out_map, buffer_address, box_col0, slice_row0);
       commit_bulk_group();
     }
     ++boxes_issued;

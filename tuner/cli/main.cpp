@@ -222,7 +222,8 @@ int run_check(const CheckCommand& command) {
   std::fflush(stdout);
   CompilePool pool(compiler, sources, threads);
   ProgressBar progress(static_cast<int>(configs.size()), stderr, !command.quiet);
-  int failed = 0, exceeded = 0, spilling = 0;
+  int failed = 0, exceeded = 0;
+  std::vector<std::string> spilling;  // "name (bytes)": they run, but slowly; worth a look
   double total_ms = 0, max_ms = 0;
   for (size_t i = 0; i < configs.size(); ++i) {
     const CompileOutput output = pool.get(i);
@@ -234,7 +235,7 @@ int run_check(const CheckCommand& command) {
                    output.resources_exceeded ? "resources exceeded" : "compile failed",
                    output.log.substr(0, 1500).c_str());
     } else if (output.spill_bytes > 0) {
-      ++spilling;
+      spilling.push_back(configs[i].name + " (" + std::to_string(output.spill_bytes) + " bytes)");
     }
     progress.advance(output.ok);
   }
@@ -242,8 +243,9 @@ int run_check(const CheckCommand& command) {
   std::printf(
       "%zu variants: %zu compiled, %d failed, %d over resource limits, %d spill registers; "
       "compile time mean %.0f ms, max %.0f ms per variant\n",
-      configs.size(), configs.size() - failed - exceeded, failed, exceeded, spilling,
+      configs.size(), configs.size() - failed - exceeded, failed, exceeded, static_cast<int>(spilling.size()),
       configs.empty() ? 0.0 : total_ms / configs.size(), max_ms);
+  for (const auto& variant : spilling) std::printf("  spills: %s\n", variant.c_str());
   return failed > 0 ? 1 : 0;
 }
 

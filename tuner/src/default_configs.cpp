@@ -73,7 +73,7 @@ KnobValues universal_knobs(const std::string& family) {
     // vec 1 has no divisibility requirement on k and needs only 4-byte aligned tensors;
     // 64x64 tiles of 256 threads keep small shapes busy.
     return {{"tile_m", 64}, {"tile_n", 64}, {"tile_k", 8}, {"thread_m", 4}, {"thread_n", 4},
-            {"warp_m", 4},  {"vec", 1},     {"stages", 2}, {"groups", 1}};
+            {"warp_m", 4},  {"vec", 1},     {"stages", 2}, {"groups", 1},   {"order", 0}};
   if (family == "simt_bf16" || family == "simt_fp16")
     // Every config of the SIMT fallback takes any shape; 64 x 64 tiles, 32 deep.
     return {{"tile_m", 64}, {"tile_n", 64}, {"tile_k", 32}};
