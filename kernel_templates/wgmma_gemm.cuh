@@ -193,9 +193,14 @@ __device__ __forceinline__ void claim_registers() {
 /// wgmma shared-memory matrix descriptor of a K-major tile stored as TMA's 128-byte swizzle
 /// writes it: rows of 128 bytes, 8-row atoms 1024 bytes apart (stride byte offset), leading
 /// byte offset unused for swizzled K-major layouts (1 by convention), swizzle mode 1 = 128B.
-__device__ __forceinline__ unsigned long long matrix_descriptor(unsigned address) {
-  return static_cast<unsigned long long>((address & 0x3ffff) >> 4) | (1ull << 16) | ((1024ull >> 4) << 32) |
-         (1ull << 62);
+/// The high word is the same for every tile. The low word is the start address / 16 plus the
+/// leading byte offset in bit 16 (shared addresses are below 2^18, so the address field never
+/// reaches it): the mainloop builds one low word per stage and adds constant offsets / 16 to it,
+/// which ptxas folds into one add per descriptor.
+constexpr unsigned kDescriptorHigh = (1024u >> 4) | (1u << 30);
+__device__ __forceinline__ unsigned descriptor_low(unsigned address) { return (address >> 4) + (1u << 16); }
+__device__ __forceinline__ unsigned long long matrix_descriptor(unsigned low) {
+  return (static_cast<unsigned long long>(kDescriptorHigh) << 32) | low;
 }
 
 /// fp32 rounded to TF32 (10 mantissa bits, round to nearest, ties away), as fp32 bits.
@@ -421,9 +426,9 @@ __device__ __forceinline__ void wait_for_flag(const int* flag) {
 
 /// fused_epilogue (fused_epilogue.cuh) of two elements of one row, (acc0, acc1) with their
 /// biases, with the special-function unit (MUFU) instead of IEEE expf and division, which cost
-/// tens of instructions per element: the epilogue runs while this block's tensor cores wait,
-/// and MUFU issues only 16 results per clock per SM, so MUFU operations per element set its
-/// length.
+/// tens of instructions per element: the epilogue runs while this block's tensor cores wait.
+/// (MUFU issues 16 results per clock per SM: 2048 clocks, about 1.3 us, of a bf16 128x256 tile's 2.3 us
+/// epilogue on the H100; the rest is the bias, the other arithmetic and the stores.)
 /// - bf16 / fp16 and TF32 outputs: out = z + s sigmoid(z) = (z + s/2) + (s/2) tanh(z/2), one
 ///   tanh.approx.f32 per element and four other operations. Its error, at most 2^-11 relative
 ///   in tanh, is below the rounding of a 16-bit output, and TF32's operands (10-bit mantissas)
@@ -473,8 +478,13 @@ template <int kOperand, int kTileN>
 struct TileBias {
   static constexpr bool kPacked = OperandTraits<kOperand>::kElementBytes == 2;
   static constexpr int kPairs = kTileN / 8;
-  unsigned pairs[kPacked ? kPairs : 1];  ///< 16-bit: pair q, first column in the low half
-  const float* bias32;                   ///< fp32: the bias, or null
+  /// TF32 slices at most 128 columns wide (tile_n 128, or split_n) also load their fp32 biases
+  /// before the products: 32 registers, which 256-wide slices (64) and 3xTF32 (its promoted
+  /// sums) cannot spare (spills, bench/RESULTS.md session 5).
+  static constexpr bool kPreloaded32 = kOperand == kOperandTf32 && kTileN <= 128;
+  unsigned pairs[kPacked ? kPairs : 1];         ///< 16-bit: pair q, first column in the low half
+  float pairs32[kPreloaded32 ? kPairs : 1][2];  ///< preloaded TF32: pair q
+  const float* bias32;                          ///< fp32: the bias, or null
   int col0, n;
   bool aligned;  ///< the bias pointer is aligned for one load per pair
 
@@ -498,6 +508,24 @@ struct TileBias {
         }
       }
     }
+    if constexpr (kPreloaded32) {
+#pragma unroll
+      for (int q = 0; q < kPairs; ++q) load32(q, pairs32[q][0], pairs32[q][1]);
+    }
+  }
+
+  /// fp32 bias of pair q, read from global memory.
+  __device__ __forceinline__ void load32(int q, float& first, float& second) const {
+    const int col = col0 + 8 * q;
+    first = second = 0.0f;
+    if (bias32 && aligned && col + 1 < n) {
+      const float2 both = __ldg(reinterpret_cast<const float2*>(bias32 + col));
+      first = both.x;
+      second = both.y;
+    } else if (bias32) {
+      if (col < n) first = __ldg(bias32 + col);
+      if (col + 1 < n) second = __ldg(bias32 + col + 1);
+    }
   }
 
   /// The bias of pair q as fp32.
@@ -507,17 +535,11 @@ struct TileBias {
       second = __uint_as_float(pairs[q] & 0xffff0000u);
     } else if constexpr (kOperand == kOperandFp16) {
       unpack_f16x2(pairs[q], first, second);
+    } else if constexpr (kPreloaded32) {
+      first = pairs32[q][0];
+      second = pairs32[q][1];
     } else {
-      const int col = col0 + 8 * q;
-      first = second = 0.0f;
-      if (bias32 && aligned && col + 1 < n) {
-        const float2 both = __ldg(reinterpret_cast<const float2*>(bias32 + col));
-        first = both.x;
-        second = both.y;
-      } else if (bias32) {
-        if (col < n) first = __ldg(bias32 + col);
-        if (col + 1 < n) second = __ldg(bias32 + col + 1);
-      }
+      load32(q, first, second);
     }
   }
 };
@@ -681,17 +703,26 @@ __device__ __forceinline__ void load_split_fragment(const unsigned char* slice, 
 /// epilogue stores from registers; n > 0: through n staging buffers per consumer and TMA stores
 /// (store_slice_tma) when the host passes an out map (args.out_tma), else from registers.
 /// kPersistent 2 is stream-K (WorkSchedule): the host passes the workspace in args.partials and
-/// args.partial_flags.
+/// args.partial_flags. kSplitN 0: cooperative consumers split the tile's rows, so each reads its
+/// x rows and the whole w tile (one m64 x tile_n wgmma per k-step); 1: they split its columns,
+/// so each reads all x rows and its half of the w tile (two m64 x tile_n / 2 wgmma per k-step,
+/// the arrangement of cuBLAS's bf16 kernel at the headline shape).
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kClusterM = 1, int kPingpong = 0, int kStoreBuffers = 0>
+          int kPromote, int kClusterM = 1, int kPingpong = 0, int kStoreBuffers = 0, int kSplitN = 0>
 __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   using Traits = OperandTraits<kOperand>;
-  constexpr int kConsumerRows = kPingpong ? kTileM : kTileM / kConsumers;
+  // The part of a tile each consumer computes: all of it (pingpong), its rows (cooperative,
+  // kSplitN 0), or its columns (cooperative, kSplitN 1: all rows as two m64 slices, against
+  // its own part of the w tile).
+  constexpr int kConsumerRows = kPingpong || kSplitN ? kTileM : kTileM / kConsumers;
+  constexpr int kConsumerN = kSplitN ? kTileN / kConsumers : kTileN;
   constexpr int kStageUsers = kPingpong ? 1 : kConsumers;  // consumer warpgroups reading each stage
   constexpr int kSlices = kConsumerRows / 64;              // wgmma is 64 rows tall
   constexpr bool kSplit = kOperand == kOperandTf32x3;
   static_assert(kConsumerRows % 64 == 0 && kSlices >= 1 && kSlices <= 2, "each consumer owns 64 or 128 rows");
   static_assert(kTileN % 64 == 0 && kTileN <= 256, "tile_n is 64, 128, 192 or 256");
+  static_assert(!kSplitN || (kConsumers == 2 && !kPingpong && kConsumerN % 64 == 0),
+                "split_n: two cooperative consumers, each 64, 128 or 192 columns wide");
   static_assert(!kSplit || kPromote >= 1, "3xTF32 promotes its accumulator every kPromote k-blocks");
   static_assert(kPersistent >= 0 && kPersistent <= 2, "persistent is 0, 1 or 2 (stream-K)");
   static_assert(kPersistent != 2 || (kClusterM == 1 && !kPingpong), "stream-K runs without clusters and pingpong");
@@ -804,7 +835,13 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
     // ---- consumers ----
     if constexpr (kConsumers == 2) claim_registers<232>();
     const int consumer = warpgroup - 1;
-    const int consumer_row0 = kPingpong ? 0 : consumer * kConsumerRows;  // first row of the tile it computes
+    // The first row and column of the tile that this consumer computes.
+    const int consumer_row0 = kPingpong || kSplitN ? 0 : consumer * kConsumerRows;
+    const int consumer_col0 = kSplitN ? consumer * kConsumerN : 0;
+    // Descriptor low words of stage 0 (see matrix_descriptor).
+    const unsigned a_low0 = descriptor_low(shared_address(tiles_a) + consumer_row0 * kTileKBytes);
+    const unsigned b_low0 = descriptor_low(shared_address(tiles_b) + consumer_col0 * kTileKBytes);
+    const unsigned b_small_low0 = descriptor_low(shared_address(tiles_b_small) + consumer_col0 * kTileKBytes);
     // Releases a stage to the producer of every block of the cluster (one thread per warpgroup).
     auto release_stage = [&](int released) {
       if (thread != 0) return;
@@ -815,12 +852,12 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         for (int peer = 0; peer < kClusterM; ++peer) mbarrier_arrive_cluster(shared_address(&empty[released]), peer);
       }
     };
-    float acc[kSlices][kTileN / 2];
-    float total[kSplit ? kSlices : 1][kSplit ? kTileN / 2 : 1];  // 3xTF32: the promoted fp32 sums
+    float acc[kSlices][kConsumerN / 2];
+    float total[kSplit ? kSlices : 1][kSplit ? kConsumerN / 2 : 1];  // 3xTF32: the promoted fp32 sums
 #pragma unroll
     for (int j = 0; j < kSlices; ++j)
 #pragma unroll
-      for (int i = 0; i < kTileN / 2; ++i) acc[j][i] = 0.0f;
+      for (int i = 0; i < kConsumerN / 2; ++i) acc[j][i] = 0.0f;
 
     int stage = 0;
     unsigned phase = 0;
@@ -843,19 +880,21 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         }
         if (turn > 1) mbarrier_wait(shared_address(&order[consumer]), (order_waits++) & 1);
       }
-      TileBias<kOperand, kTileN> bias;                                     // 16-bit: loaded now, before the products
-      if (kb_begin == 0) bias.load(args, tile_col * kTileN, thread % 32);  // else a stream-K contributor: no epilogue
+      TileBias<kOperand, kConsumerN> bias;  // 16-bit and narrow TF32 slices: loaded now, before the products
+      if (kb_begin == 0)
+        bias.load(args, tile_col * kTileN + consumer_col0, thread % 32);  // else a stream-K contributor
       if constexpr (kSplit) {
 #pragma unroll
         for (int j = 0; j < kSlices; ++j)
 #pragma unroll
-          for (int i = 0; i < kTileN / 2; ++i) total[j][i] = 0.0f;
+          for (int i = 0; i < kConsumerN / 2; ++i) total[j][i] = 0.0f;
       }
       int previous_stage = -1;
       auto k_block = [&](int kb) {
         mbarrier_wait(shared_address(&full[stage]), phase);
-        const unsigned a_stage = shared_address(tiles_a + stage * kTileABytes) + consumer_row0 * kTileKBytes;
-        const unsigned b_stage = shared_address(tiles_b + stage * kTileBBytes);
+        // Descriptor low words of this stage's x rows (of this consumer) and w tile.
+        const unsigned a_low = a_low0 + stage * (kTileABytes / 16);
+        const unsigned b_low = b_low0 + stage * (kTileBBytes / 16);
         if constexpr (!kSplit) {
           // bf16 / fp16 / TF32: both operands from shared memory. (For TF32 the host encodes
           // the tensor maps with TMA's TF32 type, so TMA rounds x and w to TF32 on the way in:
@@ -867,8 +906,9 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           for (int step = 0; step < kKSteps; ++step) {
 #pragma unroll
             for (int j = 0; j < kSlices; ++j)
-              wgmma_ss<kOperand, kTileN>(acc[j], matrix_descriptor(a_stage + j * 64 * kTileKBytes + step * kMmaKBytes),
-                                         matrix_descriptor(b_stage + step * kMmaKBytes), kb > kb_begin || step > 0);
+              wgmma_ss<kOperand, kConsumerN>(
+                  acc[j], matrix_descriptor(a_low + (j * 64 * kTileKBytes + step * kMmaKBytes) / 16),
+                  matrix_descriptor(b_low + step * kMmaKBytes / 16), kb > kb_begin || step > 0);
           }
           wgmma_commit();
 #pragma unroll
@@ -878,7 +918,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           wgmma_wait<1>();
           if (previous_stage >= 0) release_stage(previous_stage);
         } else {
-          const unsigned b_small_stage = shared_address(tiles_b_small + stage * kTileBBytes);
+          const unsigned b_small_low = b_small_low0 + stage * (kTileBBytes / 16);
           // The first k-block after a promotion overwrites acc.
           const bool restart = (kb - kb_begin) % kPromote == 0;
           // All fragments of the k-block first: wgmma reads its A registers asynchronously, so
@@ -896,14 +936,14 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           wgmma_fence();
 #pragma unroll
           for (int step = 0; step < kKSteps; ++step) {
-            const unsigned long long b_big = matrix_descriptor(b_stage + step * kMmaKBytes);
-            const unsigned long long b_small = matrix_descriptor(b_small_stage + step * kMmaKBytes);
+            const unsigned long long b_big = matrix_descriptor(b_low + step * kMmaKBytes / 16);
+            const unsigned long long b_small = matrix_descriptor(b_small_low + step * kMmaKBytes / 16);
 #pragma unroll
             for (int j = 0; j < kSlices; ++j) {
               // Small terms first: they are added to a smaller running sum.
-              wgmma_rs_tf32<kTileN>(acc[j], small[j][step], b_big, !(restart && step == 0));
-              wgmma_rs_tf32<kTileN>(acc[j], big[j][step], b_small, 1);
-              wgmma_rs_tf32<kTileN>(acc[j], big[j][step], b_big, 1);
+              wgmma_rs_tf32<kConsumerN>(acc[j], small[j][step], b_big, !(restart && step == 0));
+              wgmma_rs_tf32<kConsumerN>(acc[j], big[j][step], b_small, 1);
+              wgmma_rs_tf32<kConsumerN>(acc[j], big[j][step], b_big, 1);
             }
           }
           wgmma_commit();
@@ -917,7 +957,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
 #pragma unroll
             for (int j = 0; j < kSlices; ++j)
 #pragma unroll
-              for (int i = 0; i < kTileN / 2; ++i) total[j][i] += acc[j][i];
+              for (int i = 0; i < kConsumerN / 2; ++i) total[j][i] += acc[j][i];
           }
         }
         previous_stage = stage;
@@ -943,16 +983,16 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         // Stream-K: a segment that does not start the tile hands its sums on; one that starts
         // it but stops short waits for the rest from the blocks after it (see "stream-K" above).
         auto slot_of = [&](int block) {
-          return args.partials + (static_cast<long long>(block) * kConsumers + consumer) * kConsumerRows * kTileN;
+          return args.partials + (static_cast<long long>(block) * kConsumers + consumer) * kConsumerRows * kConsumerN;
         };
         if (kb_begin > 0) {
           float* slot = slot_of(blockIdx.x);
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) {
             if constexpr (kSplit)
-              store_partial(slot + j * 64 * kTileN, total[j], thread);
+              store_partial(slot + j * 64 * kConsumerN, total[j], thread);
             else
-              store_partial(slot + j * 64 * kTileN, acc[j], thread);
+              store_partial(slot + j * 64 * kConsumerN, acc[j], thread);
           }
           __threadfence();
           named_barrier_sync(barrier_id, kWarpgroupThreads);  // the whole slot is written
@@ -968,22 +1008,23 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) {
             if constexpr (kSplit)
-              add_partial(total[j], slot + j * 64 * kTileN, thread);
+              add_partial(total[j], slot + j * 64 * kConsumerN, thread);
             else
-              add_partial(acc[j], slot + j * 64 * kTileN, thread);
+              add_partial(acc[j], slot + j * 64 * kConsumerN, thread);
           }
         }
       }
       const int row0 = (tile_row * kClusterM + static_cast<int>(rank)) * kTileM + consumer_row0;
-      auto epilogue = [&](const float(&result)[kTileN / 2], int slice_row0) {
+      const int col0 = tile_col * kTileN + consumer_col0;
+      auto epilogue = [&](const float(&result)[kConsumerN / 2], int slice_row0) {
         if constexpr (kStoreBuffers > 0) {
           if (args.out_tma) {
-            store_slice_tma<kOperand, kTileN, kStoreBuffers>(args, result, bias, slice_row0, tile_col * kTileN, thread,
-                                                             consumer_staging, barrier_id, boxes_issued);
+            store_slice_tma<kOperand, kConsumerN, kStoreBuffers>(args, result, bias, slice_row0, col0, thread,
+                                                                 consumer_staging, barrier_id, boxes_issued);
             return;
           }
         }
-        store_slice<kOperand, kTileN>(args, result, bias, slice_row0, tile_col * kTileN, thread);
+        store_slice<kOperand, kConsumerN>(args, result, bias, slice_row0, col0, thread);
       };
 #pragma unroll
       for (int j = 0; j < kSlices; ++j) {

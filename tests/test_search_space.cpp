@@ -260,8 +260,11 @@ TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
     EXPECT_EQ(space.weight_prep(), family.prepared ? WeightPrep::kTf32Split : WeightPrep::kNone);
     EXPECT_EQ(space.tma_operand_type(), family.tf32_maps ? TmaOperandType::kTf32 : TmaOperandType::kNative);
     EXPECT_EQ(space.has_knob("store_buffers"), family.tma_store);
-    ASSERT_EQ(space.template_args().size(), 12u);  // fused_linear's parameters, kStoreBuffers last
+    // fused_linear's parameters: kStoreBuffers 12th, then kSplitN (its default 0 where absent)
+    ASSERT_EQ(space.template_args().size(), family.split ? 12u : 13u);
     EXPECT_EQ(space.template_args()[11].knob, family.tma_store ? "store_buffers" : "");
+    EXPECT_EQ(space.has_knob("split_n"), !family.split);
+    if (!family.split) EXPECT_EQ(space.template_args()[12].knob, "split_n");
     EXPECT_TRUE(space.supports(family.dtype, family.policy));
     ASSERT_GE(space.template_args().size(), 9u);
     EXPECT_EQ(space.template_args()[0].knob, "");                             // the operand kind, a constant
@@ -275,12 +278,16 @@ TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
     for (const KernelConfig& config : configs) {
       const std::int64_t tile_m = config.knob("tile_m"), tile_n = config.knob("tile_n");
       const std::int64_t consumers = config.knob("consumers"), stages = config.knob("stages");
-      // Cooperative consumers split the tile's rows; pingpong consumers each take all of them.
+      // Cooperative consumers split the tile's rows, or with split_n its columns; pingpong
+      // consumers each take all of it.
       const bool pingpong = has_pingpong && config.knob("pingpong") == 1;
-      const std::int64_t rows = pingpong ? tile_m : tile_m / consumers;
+      const bool split_n = space.has_knob("split_n") && config.knob("split_n") == 1;
+      const std::int64_t rows = pingpong || split_n ? tile_m : tile_m / consumers;
+      const std::int64_t cols = split_n ? tile_n / consumers : tile_n;
       EXPECT_TRUE(tile_m % consumers == 0 && (rows == 64 || rows == 128)) << config.name;
       if (pingpong) EXPECT_TRUE(consumers == 2 && config.knob("persistent") == 1) << config.name;
-      EXPECT_LE(rows * tile_n / 128, accumulator_cap) << config.name;
+      if (split_n) EXPECT_TRUE(consumers == 2 && !pingpong && cols % 64 == 0) << config.name;
+      EXPECT_LE(rows * cols / 128, accumulator_cap) << config.name;
       const LaunchGeometry geometry = space.launch_geometry(config, headline, h100);
       EXPECT_EQ(geometry.threads, 128 * (consumers + 1)) << config.name;
       const std::int64_t staging = family.tma_store ? consumers * config.knob("store_buffers") * 8192 : 0;

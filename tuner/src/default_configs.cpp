@@ -1,8 +1,8 @@
 // Compiled-in configs (see default_configs.h): on sm_90, the winners of the headline problem
 // 1024x8192x8192 measured by `fusetune tune` and `fusetune bench` on an H100 (bench/RESULTS.md,
-// 2026-11-22, session 4: after the TF32-maps and TMA-store changes to wgmma_gemm.cuh). They
-// serve shapes nobody tuned when the database has nothing nearer; re-measure them when a
-// template changes.
+// 2026-11-23, session 10: after the split_n knob and the preloaded TF32 biases). They serve
+// shapes nobody tuned when the database has nothing nearer; re-measure them when a template
+// changes.
 #include "default_configs.h"
 
 #include "fusetune/errors.h"
@@ -11,16 +11,17 @@ namespace fusetune {
 
 namespace {
 
-/// 256 x 128 tiles (128 x 128 per consumer: 128 accumulators a thread), four stages of 48 KB,
-/// two cooperative consumer warpgroups, persistent, tile order (raster, group).
-KnobValues wgmma_256x128(int raster, int group) {
-  return {{"tile_m", 256},   {"tile_n", 128},    {"stages", 4},    {"consumers", 2},
-          {"persistent", 1}, {"raster", raster}, {"group", group}, {"pingpong", 0}};
+/// 128 x 256 tiles, two cooperative consumer warpgroups that split the rows (split_n 0: each
+/// computes 64 x 256) or the columns (1: each computes 128 x 128), 128 accumulators a thread
+/// either way; four stages of 48 KB, persistent, tile order (raster, group).
+KnobValues wgmma_128x256(int raster, int group, int split_n) {
+  return {{"tile_m", 128},    {"tile_n", 256},  {"stages", 4},   {"consumers", 2},    {"persistent", 1},
+          {"raster", raster}, {"group", group}, {"pingpong", 0}, {"split_n", split_n}};
 }
 
 /// The same with the 16-bit families' TMA-store epilogue (two staging buffers per consumer).
-KnobValues wgmma_256x128_tma_store(int raster, int group) {
-  KnobValues knobs = wgmma_256x128(raster, group);
+KnobValues wgmma_128x256_tma_store(int raster, int group, int split_n) {
+  KnobValues knobs = wgmma_128x256(raster, group, split_n);
   knobs["store_buffers"] = 2;
   return knobs;
 }
@@ -30,28 +31,30 @@ KnobValues wgmma_256x128_tma_store(int raster, int group) {
 std::optional<FamilyKnobs> default_knobs(const ProblemShape& shape, int cc_major, int cc_minor) {
   if (cc_major != 9 || cc_minor != 0) return std::nullopt;
   if (shape.dtype == Dtype::kFloat32 && shape.policy == Policy::kHighest)
-    // wgmma_3xtf32_m128_n128_s3_c2_p1_r0_g8_pr4_pp0: 1.0305 ms in the session-4 tuning, as fast
-    // as the pr8 configs (1.0307 ms) at half their error (4.0e-7). Promotion every 8 k-blocks
-    // broke the 2e-6 bound on saturated inputs (2.46e-6 at 64x96x1000, FamiliesGpu test).
+    // wgmma_3xtf32_m128_n128_s3_c2_p1_r1_g4_pr4_pp0: the winner of sessions 9 and 10, 0.348x
+    // cuBLAS SGEMM + epilogue at 4.0e-7. Promotion every 8 k-blocks broke the 2e-6 bound on
+    // saturated inputs (2.46e-6 at 64x96x1000, FamiliesGpu test, session 4).
     return FamilyKnobs{"wgmma_3xtf32",
                        {{"tile_m", 128},
                         {"tile_n", 128},
                         {"stages", 3},
                         {"consumers", 2},
                         {"persistent", 1},
-                        {"raster", 0},
-                        {"group", 8},
+                        {"raster", 1},
+                        {"group", 4},
                         {"promote", 4},
                         {"pingpong", 0}}};
   if (shape.dtype == Dtype::kFloat32 && shape.policy == Policy::kHigh)
-    // wgmma_tf32_m256_n128_s4_c2_p1_r0_g4_pp0: 1.019x cuBLAS TF32 alone, epilogue included.
-    return FamilyKnobs{"wgmma_tf32", wgmma_256x128(0, 4)};
+    // wgmma_tf32_m128_n256_s4_c2_p1_r0_g16_pp0_sn1: 1.005x cuBLAS TF32 alone, epilogue included
+    // (`fusetune bench`, session 10).
+    return FamilyKnobs{"wgmma_tf32", wgmma_128x256(0, 16, 1)};
   if (shape.dtype == Dtype::kBFloat16)
-    // wgmma_bf16_m256_n128_s4_c2_p1_r1_g1_pp0_sb2: 1.078x cuBLAS bf16 alone, epilogue included.
-    return FamilyKnobs{"wgmma_bf16", wgmma_256x128_tma_store(1, 1)};
+    // wgmma_bf16_m128_n256_s4_c2_p1_r0_g8_pp0_sb2_sn0: 1.025x cuBLAS bf16 alone, epilogue
+    // included (`fusetune bench`, session 10).
+    return FamilyKnobs{"wgmma_bf16", wgmma_128x256_tma_store(0, 8, 0)};
   if (shape.dtype == Dtype::kFloat16)
     // Not tuned separately: fp16 runs the same instructions at the same rate as bf16.
-    return FamilyKnobs{"wgmma_fp16", wgmma_256x128_tma_store(1, 1)};
+    return FamilyKnobs{"wgmma_fp16", wgmma_128x256_tma_store(0, 8, 0)};
   return std::nullopt;
 }
 
