@@ -1,9 +1,10 @@
 // Standalone probe of the FFMA family (kernel_templates/ffma_gemm.cuh) on one GPU: checks a
 // few configs on odd shapes against a float64 host reference, then times them at the headline
 // shape against cuBLAS SGEMM (no TF32) + a separate epilogue kernel, in the same process.
-// Build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I kernel_templates bench/ffma_probe.cu -lcublas -o
-// ffma_probe Run:   ./ffma_probe [--check-only] [m n k]   (timing shape default 1024 8192 8192;
-//        --check-only skips the timing, e.g. under compute-sanitizer)
+// Build: nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -I kernel_templates bench/ffma_probe.cu
+// -lcublas -o ffma_probe Run:   ./ffma_probe [--check-only] [m n k]   (timing shape default 1024 8192 8192;
+//        --check-only skips the timing, e.g. under compute-sanitizer; SUSTAIN=1 adds sustained
+//        clocks and power, see bench/sustain.h)
 // Other configs: -include a file that defines FFMA_PROBE_CONFIGS(X) (same form as below).
 
 #include <cublas_v2.h>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "ffma_gemm.cuh"
+#include "sustain.h"
 
 #define PROBE_CUDA(call)                                                                                 \
   do {                                                                                                   \
@@ -383,6 +385,13 @@ int main(int argc, char** argv) {
     const double ms = median_ms([&] { launch(c, p, d); }, flush, flush_bytes, start, stop);
     std::printf("%-28s %8.3f %8.2f %7.3f %10.3g %7lld %10.3g\n", c.name, ms, flop / ms * 1e-9, ms / base_ms, max_diff,
                 non_finite, r.rel_l2);
+    // SUSTAIN=1: a second of back-to-back launches of the baseline and the config, twice, with
+    // NVML's SM clock, power and clock-event reasons (bench/sustain.h).
+    if (std::getenv("SUSTAIN"))
+      for (int i = 0; i < 2; ++i) {
+        print_sustained("cublas_sgemm+epilogue", sustain([&] { launch_baseline(handle, p, d); }, 1.5));
+        print_sustained(c.name, sustain([&] { launch(c, p, d); }, 1.5));
+      }
   }
   PROBE_CUDA(cudaEventDestroy(start));
   PROBE_CUDA(cudaEventDestroy(stop));

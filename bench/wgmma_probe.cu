@@ -1,17 +1,26 @@
 // Development probe of kernel_templates/wgmma_gemm.cuh, outside the tuner: a handful of
 // configs of each operand kind, compiled by nvcc, checked against a float64 reference
 // (cuBLAS DGEMM + epilogue) and timed against cuBLAS in the same process.
-//   nvcc -std=c++17 -O3 -arch=sm_90a -I kernel_templates bench/wgmma_probe.cu -lcublas -o wgmma_probe
+//   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -I kernel_templates \
+//        bench/wgmma_probe.cu -lcublas -o wgmma_probe
 //   ./wgmma_probe [M N K]
+// Each config is timed in five pairs (cuBLAS, then the config; 20 back-to-back launches each,
+// no L2 flush) and the median of the five ratios is printed, so slow drifts of the GPU's clock
+// cancel. The tuner flushes L2 before every sample; the two regimes can rank close configs
+// differently (bench/RESULTS.md, session 10), and the tuner is the real measurement.
+// SUSTAIN=1 also runs each config and its baseline back to back for a second, twice, while
+// NVML samples the SM clock, power and clock-event reasons (bench/sustain.h).
+// PROBE_ONCE=1 launches each config and its baseline once, for Nsight Compute.
 // A/B against an earlier version of the template: copy wgmma_gemm.cuh and wgmma_ops.cuh
-// somewhere, rename their namespace wgmma to wgmma_old, cut fusetune_prepare_weight, and add
-// -DFUSETUNE_PROBE_OLD='"path/to/wgmma_gemm.cuh"': the configs marked kOld then run it.
-// The tuner is the real measurement; this exists to iterate on the template quickly.
+// somewhere, rename their namespace wgmma to wgmma_old (wgmma_gemm.cuh must then include the
+// renamed ops copy), cut fusetune_prepare_weight, and add -DFUSETUNE_PROBE_OLD='"path"': the
+// configs marked kOld then run it.
 #include <cublas_v2.h>
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "sustain.h"
 #include "wgmma_gemm.cuh"
 #ifdef FUSETUNE_PROBE_OLD
 // A/B runs: FUSETUNE_PROBE_OLD names a copy of the template from before a change, with its
@@ -48,19 +58,19 @@ using fusetune::HopperLinearArgs;
 
 // Two kernels: a __cluster_dims__ attribute, even (1, 1, 1), makes every launch a cluster launch.
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kPingpong, int kStoreBuffers = 2>
+          int kPromote, int kPingpong, int kStoreBuffers = 2, int kSplitN = 0>
 __global__ void __launch_bounds__(128 * (kConsumers + 1), 1)
     probe_kernel(const __grid_constant__ HopperLinearArgs args) {
   fusetune::wgmma::fused_linear<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
-                                1, kPingpong, kStoreBuffers>(args);
+                                1, kPingpong, kStoreBuffers, kSplitN>(args);
 }
 #ifdef FUSETUNE_PROBE_OLD
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kPingpong, int kStoreBuffers>
+          int kPromote, int kPingpong, int kStoreBuffers, int kSplitN = 0>
 __global__ void __launch_bounds__(128 * (kConsumers + 1), 1)
     probe_kernel_old(const __grid_constant__ HopperLinearArgs args) {
   fusetune::wgmma_old::fused_linear<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup,
-                                    kPromote, 1, kPingpong, kStoreBuffers>(args);
+                                    kPromote, 1, kPingpong, kStoreBuffers, kSplitN>(args);
 }
 #endif
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
@@ -175,8 +185,9 @@ static double rel_error(const Problem& p, int is_bf16) {
 enum Variant { kNew, kNewTruncating, kOld, kNewRegisterStores };
 
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kClusterM = 1, int kPingpong = 0, Variant kVariant = kNew, int kStoreBuffers = 2>
-void run_config(const Problem& p, float baseline_ms) {
+          int kPromote, int kClusterM = 1, int kPingpong = 0, Variant kVariant = kNew, int kStoreBuffers = 2,
+          int kSplitN = 0>
+void run_config(const Problem& p, const std::function<void()>& baseline, const char* label) {
   constexpr bool bf16 = kOperand == fusetune::kOperandBf16;
   constexpr int elem = bf16 ? 2 : 4;
   constexpr int weight_tiles = kOperand == fusetune::kOperandTf32x3 ? 2 : 1;
@@ -185,15 +196,15 @@ void run_config(const Problem& p, float baseline_ms) {
   auto kernel = [] {  // only the kernel of the config's cluster size is instantiated
     if constexpr (kClusterM == 1)
       return probe_kernel<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
-                          kPingpong, kStoreBuffers>;
+                          kPingpong, kStoreBuffers, kSplitN>;
     else
       return probe_kernel_cluster2<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup,
                                    kPromote, kPingpong, kStoreBuffers>;
   }();
 #ifdef FUSETUNE_PROBE_OLD
-  if (kVariant == kOld && kPersistent < 2)
+  if constexpr (kVariant == kOld)
     kernel = probe_kernel_old<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
-                              kPingpong, kStoreBuffers>;
+                              kPingpong, kStoreBuffers, kSplitN>;
 #else
   if (kVariant == kOld) return;  // no old template compiled in (-DFUSETUNE_PROBE_OLD='"path"')
 #endif
@@ -235,7 +246,7 @@ void run_config(const Problem& p, float baseline_ms) {
   const int grid = kPersistent == 2
                        ? int(std::min<long long>(std::max(1, p.sms / kGroup), stripes * k_blocks)) * kGroup
                        : (kPersistent ? std::min(tiles, std::min(clusters, p.sms / kClusterM)) : tiles) * kClusterM;
-  if (kPersistent == 2) {
+  if constexpr (kPersistent == 2) {
     static_assert(kClusterM == 1, "stream-K without clusters");
     if (fusetune::stream_k_workspace_bytes(grid, kTileM, kTileN) > kProbeWorkspaceBytes) std::exit(3);
     args.partial_flags = static_cast<int*>(p.workspace);
@@ -252,16 +263,33 @@ void run_config(const Problem& p, float baseline_ms) {
   CHECK(cudaGetLastError());
   CHECK(cudaDeviceSynchronize());
   const double error = rel_error(p, bf16);
-  const float ms = time_ms(launch);
-  // Again after 23 launches, which shared the stream-K workspace.
+  if (std::getenv("PROBE_ONCE")) {  // one launch of each, for ncu
+    baseline();
+    CHECK(cudaDeviceSynchronize());
+    std::printf("%s rel err %.3e\n", label, error);
+    return;
+  }
+  // Interleaved: the baseline, then this config, five times; the median of the five ratios.
+  // (The error is checked again after these launches, which shared any stream-K workspace.)
+  std::vector<double> ratios;
+  float ms = 0;
+  for (int i = 0; i < 5; ++i) {
+    const float base = time_ms(baseline);
+    ms = time_ms(launch);
+    ratios.push_back(ms / base);
+  }
+  std::sort(ratios.begin(), ratios.end());
   const double error_after = rel_error(p, bf16);
-  const double tflops = 2.0 * p.m * p.n * (double)p.k / (ms * 1e9);
-  static const char* const kVariantNames[] = {"new", "new-truncating", "old", "new-reg-stores"};
   std::printf(
-      "%-14s op%d m%d n%d s%d c%d p%d r%d g%d pr%d cl%d pp%d sb%d  %8.4f ms  %6.1f TF  %.3fx baseline  rel err "
-      "%.3e / %.3e\n",
-      kVariantNames[kVariant], kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
-      kClusterM, kPingpong, kStoreBuffers, ms, tflops, ms / baseline_ms, error, error_after);
+      "%-16s m%d n%d s%d c%d p%d r%d g%d pr%d cl%d pp%d sb%d sn%d  %8.4f ms  ratio median %.3f (min %.3f max %.3f)  "
+      "rel err %.3e / %.3e\n",
+      label, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote, kClusterM, kPingpong,
+      kStoreBuffers, kSplitN, ms, ratios[2], ratios[0], ratios[4], error, error_after);
+  if (std::getenv("SUSTAIN"))
+    for (int i = 0; i < 2; ++i) {
+      print_sustained("cuBLAS", sustain(baseline, 1.0));
+      print_sustained(label, sustain(launch, 1.0));
+    }
 }
 
 int main(int argc, char** argv) {
@@ -336,41 +364,38 @@ int main(int argc, char** argv) {
   fusetune_prepare_weight<<<1024, 256>>>(fusetune::WeightPrepArgs{(const float*)p.w32, (float*)p.wprep, nk});
   CHECK(cudaDeviceSynchronize());
 
+  // The baselines: cuBLAS's GEMM alone, in each operand kind (cuBLAS's errors are not checked here).
   const float onef = 1, zerof = 0;
-  const float bf16_ms = time_ms([&] {
+  auto cublas_bf16 = [&] {
     cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &onef, p.w16, CUDA_R_16BF, k, p.x16, CUDA_R_16BF, k, &zerof,
                  p.out, CUDA_R_16BF, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-  });
-  const float tf32_ms = time_ms([&] {
+  };
+  auto cublas_tf32 = [&] {
     cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &onef, p.w32, CUDA_R_32F, k, p.x32, CUDA_R_32F, k, &zerof,
                  p.out, CUDA_R_32F, n, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT);
-  });
-  const float sgemm_ms = time_ms([&] {
+  };
+  auto cublas_sgemm = [&] {
     cublasSgemm(cublas, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &onef, (float*)p.w32, k, (float*)p.x32, k, &zerof,
                 (float*)p.out, n);
-  });
-  CHECK(cudaDeviceSynchronize());
-  std::printf("cuBLAS bf16 %.4f ms (%.1f TF), TF32 %.4f ms, SGEMM %.4f ms\n", bf16_ms,
-              2.0 * m * n * (double)k / (bf16_ms * 1e9), tf32_ms, sgemm_ms);
+  };
+  if (!std::getenv("PROBE_ONCE")) {
+    const float bf16_ms = time_ms(cublas_bf16), tf32_ms = time_ms(cublas_tf32), sgemm_ms = time_ms(cublas_sgemm);
+    CHECK(cudaDeviceSynchronize());
+    std::printf("cuBLAS bf16 %.4f ms (%.1f TF), TF32 %.4f ms, SGEMM %.4f ms\n", bf16_ms,
+                2.0 * m * n * (double)k / (bf16_ms * 1e9), tf32_ms, sgemm_ms);
+  }
 
   using namespace fusetune;
-  // Session 7: stream-K (persistent 2) against the data-parallel grids, at the sm_90 defaults
-  // and the tuned bf16 winner; three rounds, to show the run-to-run spread. Other shapes on the
-  // command line show where stream-K pays (few tiles, long k: 64 256 10000).
+  // Session 10: the tuned winners of each policy, and split_n 0 against 1, three rounds.
   for (int round = 0; round < 3; ++round) {
-    std::printf("-- bf16 (baseline cuBLAS bf16 GEMM alone), round %d\n", round);
-    run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kNew, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 256, 128, 4, 2, 1, 0, 4, 0, 1, 0, kNew, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 256, 128, 4, 2, 2, 0, 4, 0, 1, 0, kNew, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 128, 256, 4, 2, 0, 0, 8, 0, 1, 0, kNew, 2>(p, bf16_ms);
-    run_config<kOperandBf16, 128, 256, 4, 2, 2, 0, 8, 0, 1, 0, kNew, 2>(p, bf16_ms);
-    std::printf("-- TF32 (baseline cuBLAS TF32 GEMM alone)\n");
-    run_config<kOperandTf32, 256, 128, 4, 2, 1, 0, 4, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
-    run_config<kOperandTf32, 256, 128, 4, 2, 2, 0, 4, 0, 1, 0, kNewRegisterStores>(p, tf32_ms);
-    std::printf("-- 3xTF32 (baseline cuBLAS SGEMM alone; target <= 0.40 x eager)\n");
-    run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 0, 8, 4, 1, 0, kNewRegisterStores>(p, sgemm_ms);
-    run_config<kOperandTf32x3, 128, 128, 3, 2, 2, 0, 8, 4, 1, 0, kNewRegisterStores>(p, sgemm_ms);
-    run_config<kOperandTf32x3, 128, 128, 3, 2, 2, 0, 4, 4, 1, 0, kNewRegisterStores>(p, sgemm_ms);
+    std::printf("-- round %d: bf16 against cuBLAS bf16 alone\n", round);
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 0>(p, cublas_bf16, "bf16 rows");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 columns");
+    std::printf("-- TF32 against cuBLAS TF32 alone\n");
+    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 0, 1>(p, cublas_tf32, "tf32 columns");
+    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 0, 0>(p, cublas_tf32, "tf32 rows");
+    std::printf("-- 3xTF32 against cuBLAS SGEMM alone (target <= 0.40 x eager)\n");
+    run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 1, 4, 4, 1, 0, kNew, 0>(p, cublas_sgemm, "3xtf32");
   }
   return 0;
 }
