@@ -40,5 +40,31 @@ TEST(Tuner, ADtypeAndPolicyThatDoNotGoTogetherAreRefusedBeforeAnyWork) {
   EXPECT_THROW(tune(options), UsageError);
 }
 
+BaselineResult baseline_of(double median_ms) {
+  BaselineResult baseline;
+  baseline.name = "cublas_tf32";
+  baseline.timing.median_ms = median_ms;
+  return baseline;
+}
+
+// Session 10's finals after a full tune: cuBLAS TF32 at 0.3717 ms against 0.3307 ms before.
+TEST(Tuner, ABaselineThatMovedSinceThePreviousRunIsNotedWithBothTimes) {
+  const auto slower = baseline_drift_note(baseline_of(0.3307), baseline_of(0.3717));
+  ASSERT_TRUE(slower.has_value());
+  EXPECT_NE(slower->find("cublas_tf32 took 0.3717 ms"), std::string::npos) << *slower;
+  EXPECT_NE(slower->find("12% slower"), std::string::npos) << *slower;
+  EXPECT_NE(slower->find("(0.3307 ms)"), std::string::npos) << *slower;
+  EXPECT_EQ(slower->find('\n'), std::string::npos) << "one line";
+  const auto faster = baseline_drift_note(baseline_of(0.3717), baseline_of(0.3307));
+  ASSERT_TRUE(faster.has_value());
+  EXPECT_NE(faster->find("11% faster"), std::string::npos) << *faster;
+}
+
+TEST(Tuner, ABaselineWithinTheToleranceOrWithoutATimeIsNotNoted) {
+  EXPECT_FALSE(baseline_drift_note(baseline_of(0.3307), baseline_of(0.3335)).has_value());        // +0.8%
+  EXPECT_TRUE(baseline_drift_note(baseline_of(0.3307), baseline_of(0.3335), 0.005).has_value());  // tighter
+  EXPECT_FALSE(baseline_drift_note(baseline_of(0.0), baseline_of(0.3335)).has_value());
+}
+
 }  // namespace
 }  // namespace fusetune

@@ -113,6 +113,9 @@ int run_tune(TuneCommand command) {
     std::printf("  = %.3fx the time of %s", best.timing->median_ms / report.baseline->timing.median_ms,
                 report.baseline->name.c_str());
   std::printf("\n");
+  if (report.baseline && report.previous_baseline)
+    if (const auto note = baseline_drift_note(*report.previous_baseline, *report.baseline))
+      std::printf("%s\n", note->c_str());
   return 0;
 }
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <future>
 #include <random>
@@ -123,6 +125,20 @@ std::vector<SearchSpace> search_spaces_for(const std::string& name_or_path, cons
   }
   if (spaces.empty()) throw UsageError("no search space of this build implements " + problem);
   return spaces;
+}
+
+std::optional<std::string> baseline_drift_note(const BaselineResult& previous, const BaselineResult& now,
+                                               double tolerance) {
+  const double before = previous.timing.median_ms, after = now.timing.median_ms;
+  if (!(before > 0) || !(after > 0) || std::fabs(after / before - 1.0) <= tolerance) return std::nullopt;
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "note: %s took %.4f ms in these finals, %.0f%% %s than in the previous run on this device and "
+                "shape (%.4f ms): the GPU's state (clock under its power cap, temperature) differed, and the "
+                "ratio above moves with it; `fusetune bench` times both again",
+                now.name.c_str(), after, std::fabs(after / before - 1.0) * 100.0, after > before ? "slower" : "faster",
+                before);
+  return std::string(line);
 }
 
 TuneReport tune(const TuneOptions& options) {
@@ -325,7 +341,11 @@ TuneReport tune(const TuneOptions& options) {
     updated.timing = timing_from_json(finals->at("timings").at(f));
     db->record_trial(run_id, device_id, updated);
   }
-  // The baselines timed interleaved with the finalists: the fair comparison.
+  // The baselines timed interleaved with the finalists: the fair comparison. (The target's
+  // previous time is read before this run's is stored, to tell a changed GPU state apart.)
+  if (!finals->at("baselines").empty())
+    report.previous_baseline =
+        db->latest_baseline(report.device.key(), shape, finals->at("baselines").front().at("name").get<std::string>());
   for (const auto& answer : finals->at("baselines")) {
     BaselineResult baseline;
     baseline.name = answer.at("name").get<std::string>();

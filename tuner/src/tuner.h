@@ -48,7 +48,10 @@ struct TuneReport {
   std::vector<std::string> families;       ///< the search spaces tuned
   std::optional<BaselineResult> baseline;  ///< the target baseline (the first of `baselines`)
   std::vector<BaselineResult> baselines;   ///< every baseline of the policy, timed in the finals
-  std::vector<StoredTrial> ranking;        ///< every trial of the problem on this device, fastest ok first
+  /// The target baseline as the database held it before this run (the previous run's on this
+  /// device and shape), if any: see baseline_drift_note.
+  std::optional<BaselineResult> previous_baseline;
+  std::vector<StoredTrial> ranking;  ///< every trial of the problem on this device, fastest ok first
   std::optional<StoredTrial> best;
   int measured = 0;                          ///< trials evaluated in this run
   int skipped = 0;                           ///< already in the database with the same template
@@ -63,6 +66,14 @@ std::vector<std::string> embedded_families();
 /// implement the shape's dtype and policy), or with "" every embedded family that does
 /// (UsageError if none).
 std::vector<SearchSpace> search_spaces_for(const std::string& name_or_path, const ProblemShape& shape);
+
+/// A one-line note when a baseline's median in this run differs from its previous run's by
+/// more than `tolerance` (a fraction), else nothing. cuBLAS's times move with the GPU's state:
+/// on the H100 they ran 10-20% slow in finals straight after a full tune, a hot GPU under its
+/// power cap, while the tuned kernels barely moved (bench/RESULTS.md, sessions 9 and 10), so a
+/// ratio from such a run flatters the winner.
+std::optional<std::string> baseline_drift_note(const BaselineResult& previous, const BaselineResult& now,
+                                               double tolerance = 0.05);
 
 /// Runs the tuning. Throws UsageError/DataError/CudaError on environment problems;
 /// failures of single configs are recorded as trial statuses.
