@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -39,6 +40,15 @@ struct Nvml {
   }
 };
 
+/// Exits with the call and CUDA's message when a CUDA call in here fails (the probes that
+/// include this header each have their own check macro).
+inline void sustain_check(cudaError_t status, const char* call) {
+  if (status == cudaSuccess) return;
+  std::fprintf(stderr, "sustain.h: %s failed: %s\n", call, cudaGetErrorString(status));
+  std::exit(1);
+}
+#define SUSTAIN_CHECK(call) sustain_check((call), #call)
+
 struct Sustained {
   double ms = 0, mhz = 0, watts = 0, temp = 0;
   unsigned long long reasons = 0;
@@ -54,7 +64,7 @@ inline Sustained sustain(const std::function<void()>& launch, double seconds, do
   auto t0 = now();
   while (std::chrono::duration<double>(now() - t0).count() < warm) {
     for (int i = 0; i < batch; ++i) launch();
-    cudaDeviceSynchronize();
+    SUSTAIN_CHECK(cudaDeviceSynchronize());
   }
   std::atomic<bool> running{true};
   double mhz = 0, watts = 0, temp = 0;
@@ -76,23 +86,23 @@ inline Sustained sustain(const std::function<void()>& launch, double seconds, do
     }
   });
   cudaEvent_t a, b;
-  cudaEventCreate(&a);
-  cudaEventCreate(&b);
+  SUSTAIN_CHECK(cudaEventCreate(&a));
+  SUSTAIN_CHECK(cudaEventCreate(&b));
   std::vector<float> per_launch;
   t0 = now();
   while (std::chrono::duration<double>(now() - t0).count() < seconds) {
-    cudaEventRecord(a);
+    SUSTAIN_CHECK(cudaEventRecord(a));
     for (int i = 0; i < batch; ++i) launch();
-    cudaEventRecord(b);
-    cudaEventSynchronize(b);
+    SUSTAIN_CHECK(cudaEventRecord(b));
+    SUSTAIN_CHECK(cudaEventSynchronize(b));
     float ms = 0;
-    cudaEventElapsedTime(&ms, a, b);
+    SUSTAIN_CHECK(cudaEventElapsedTime(&ms, a, b));
     per_launch.push_back(ms / batch);
   }
   running = false;
   sampler.join();
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
+  SUSTAIN_CHECK(cudaEventDestroy(a));
+  SUSTAIN_CHECK(cudaEventDestroy(b));
   std::sort(per_launch.begin(), per_launch.end());
   r.ms = per_launch[per_launch.size() / 2];
   r.samples = samples;

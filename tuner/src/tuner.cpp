@@ -130,14 +130,15 @@ std::vector<SearchSpace> search_spaces_for(const std::string& name_or_path, cons
 std::optional<std::string> baseline_drift_note(const BaselineResult& previous, const BaselineResult& now,
                                                double tolerance) {
   const double before = previous.timing.median_ms, after = now.timing.median_ms;
-  if (!(before > 0) || !(after > 0) || std::fabs(after / before - 1.0) <= tolerance) return std::nullopt;
+  if (!(before > 0) || !(after > 0)) return std::nullopt;
+  const double drift = std::fabs(after / before - 1.0);
+  if (drift <= tolerance) return std::nullopt;
   char line[512];
   std::snprintf(line, sizeof line,
                 "note: %s took %.4f ms in these finals, %.0f%% %s than in the previous run on this device and "
                 "shape (%.4f ms): the GPU's state (clock under its power cap, temperature) differed, and the "
                 "ratio above moves with it; `fusetune bench` times both again",
-                now.name.c_str(), after, std::fabs(after / before - 1.0) * 100.0, after > before ? "slower" : "faster",
-                before);
+                now.name.c_str(), after, drift * 100.0, after > before ? "slower" : "faster", before);
   return std::string(line);
 }
 
