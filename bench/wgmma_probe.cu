@@ -74,11 +74,11 @@ __global__ void __launch_bounds__(128 * (kConsumers + 1), 1)
 }
 #endif
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kPingpong, int kStoreBuffers = 2>
+          int kPromote, int kPingpong, int kStoreBuffers = 2, int kSplitN = 0>
 __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(128 * (kConsumers + 1), 1)
     probe_kernel_cluster2(const __grid_constant__ HopperLinearArgs args) {
   fusetune::wgmma::fused_linear<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup, kPromote,
-                                2, kPingpong, kStoreBuffers>(args);
+                                2, kPingpong, kStoreBuffers, kSplitN>(args);
 }
 
 __global__ void widen_bf16(const unsigned short* in, double* out, float* out32, long long count) {
@@ -199,7 +199,7 @@ void run_config(const Problem& p, const std::function<void()>& baseline, const c
                           kPingpong, kStoreBuffers, kSplitN>;
     else
       return probe_kernel_cluster2<kOperand, kTileM, kTileN, kStages, kConsumers, kPersistent, kRaster, kGroup,
-                                   kPromote, kPingpong, kStoreBuffers>;
+                                   kPromote, kPingpong, kStoreBuffers, kSplitN>;
   }();
 #ifdef FUSETUNE_PROBE_OLD
   if constexpr (kVariant == kOld)
@@ -386,16 +386,21 @@ int main(int argc, char** argv) {
   }
 
   using namespace fusetune;
-  // Session 10: the tuned winners of each policy, and split_n 0 against 1, three rounds.
+  // Session 11: epilogues with wide stores (kNew) against the previous template (kOld).
   for (int round = 0; round < 3; ++round) {
-    std::printf("-- round %d: bf16 against cuBLAS bf16 alone\n", round);
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 0>(p, cublas_bf16, "bf16 rows");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 columns");
-    std::printf("-- TF32 against cuBLAS TF32 alone\n");
-    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 0, 1>(p, cublas_tf32, "tf32 columns");
-    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 0, 0>(p, cublas_tf32, "tf32 rows");
-    std::printf("-- 3xTF32 against cuBLAS SGEMM alone (target <= 0.40 x eager)\n");
-    run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 1, 4, 4, 1, 0, kNew, 0>(p, cublas_sgemm, "3xtf32");
+    std::printf("-- round %d: TF32 against cuBLAS TF32 alone\n", round);
+    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kOld, 0, 1>(p, cublas_tf32, "tf32 sn1 old");
+    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 0, 1>(p, cublas_tf32, "tf32 sn1 new");
+    std::printf("-- 3xTF32 against cuBLAS SGEMM alone\n");
+    run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 1, 4, 4, 1, 0, kOld, 0>(p, cublas_sgemm, "3xtf32 old");
+    run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 1, 4, 4, 1, 0, kNew, 0>(p, cublas_sgemm, "3xtf32 new");
+    std::printf("-- bf16 against cuBLAS bf16 alone\n");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 0>(p, cublas_bf16, "bf16 tma sn0");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kOld, 0, 0>(p, cublas_bf16, "bf16 reg sn0 old");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 0, 0>(p, cublas_bf16, "bf16 reg sn0 new");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 tma sn1");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kOld, 0, 1>(p, cublas_bf16, "bf16 reg sn1 old");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 0, 1>(p, cublas_bf16, "bf16 reg sn1 new");
   }
   return 0;
 }

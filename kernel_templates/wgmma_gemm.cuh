@@ -544,11 +544,106 @@ struct TileBias {
   }
 };
 
+/// The epilogue of a slice wholly inside out, from registers: rows `row` and row + 8 of this
+/// thread (store_slice), with no bounds checks. The biases of 8 column pairs are read before
+/// their stores (fp32 biases from global memory: issued together, their latencies overlap).
+/// kWide: out's rows start on 16-byte boundaries, and every store writes 16 bytes of a row.
+/// wgmma leaves each thread 2 adjacent columns of every 8-column group, so lanes of a quad swap
+/// columns first: for fp32, the lanes of a pair (lane ^ 1) swap one pair of each two groups, so
+/// that of groups q and q + 1 the even lane holds 4 adjacent columns of q and the odd lane 4 of
+/// q + 1; 16-bit outputs then swap again across lane ^ 2, so that each lane holds all 8 columns
+/// of one of 4 groups. Fewer, wider stores: 8-byte fp32 and 4-byte 16-bit stores made the TF32
+/// and bf16 epilogues slower (bench/RESULTS.md, session 11).
+template <int kOperand, int kTileN, bool kWide>
+__device__ __forceinline__ void store_interior(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
+                                               const TileBias<kOperand, kTileN>& bias, long long offset,
+                                               long long offset8, int tile_col0, int lane) {
+  constexpr bool kPacked = TileBias<kOperand, kTileN>::kPacked;
+  constexpr int kChunkPairs = 8;
+  constexpr int kGroupsPerStep = kPacked ? 4 : 2;  // 8-column groups that one round of 16-byte stores covers
+  static_assert((kTileN / 8) % kChunkPairs == 0, "whole chunks of column pairs");
+  const bool odd = lane % 2, high = lane % 4 >= 2;
+#pragma unroll
+  for (int chunk = 0; chunk < kTileN / 8; chunk += kChunkPairs) {
+    float biases[kChunkPairs][2];
+#pragma unroll
+    for (int q = 0; q < kChunkPairs; ++q) bias.get(chunk + q, biases[q][0], biases[q][1]);
+#pragma unroll
+    for (int q = 0; q < kChunkPairs; q += kGroupsPerStep) {
+      // group[g]: columns (c, c + 1) of row, then of row + 8, for groups chunk + q + g.
+      float group[kGroupsPerStep][4];
+#pragma unroll
+      for (int g = 0; g < kGroupsPerStep; ++g) {
+        const int i = 4 * (chunk + q + g);
+        fast_fused_epilogue<kOperand>(acc[i], acc[i + 1], biases[q + g][0], biases[q + g][1], args.scale, group[g][0],
+                                      group[g][1]);
+        fast_fused_epilogue<kOperand>(acc[i + 2], acc[i + 3], biases[q + g][0], biases[q + g][1], args.scale,
+                                      group[g][2], group[g][3]);
+      }
+      const int col = tile_col0 + 8 * (chunk + q) + 2 * (lane % 4);  // this thread's column of group q
+      if constexpr (kWide && kPacked) {
+        unsigned* const out = static_cast<unsigned*>(args.out);  // 2 elements per word
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          // Round 1 (lane ^ 1), for groups (0, 1) and (2, 3): the even lane keeps the first
+          // group of each two and gets its partner's columns of it (the 2 after its own); the
+          // odd lane keeps the second and gets its partner's (the 2 before its own).
+          unsigned four[2][2];  // four[h]: 4 adjacent columns of group 2 h + odd, from column 4 high
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const unsigned first = pack_pair<kOperand>(group[2 * h][2 * r], group[2 * h][2 * r + 1]);
+            const unsigned second = pack_pair<kOperand>(group[2 * h + 1][2 * r], group[2 * h + 1][2 * r + 1]);
+            const unsigned kept = odd ? second : first;
+            const unsigned received = __shfl_xor_sync(0xffffffffu, odd ? first : second, 1);
+            four[h][0] = odd ? received : kept;
+            four[h][1] = odd ? kept : received;
+          }
+          // Round 2 (lane ^ 2): the low lane keeps four[0] and gets its partner's columns 4-7 of
+          // that group; the high lane keeps four[1] and gets its partner's columns 0-3.
+          unsigned kept[2], received[2];
+#pragma unroll
+          for (int v = 0; v < 2; ++v) {
+            kept[v] = high ? four[1][v] : four[0][v];
+            received[v] = __shfl_xor_sync(0xffffffffu, high ? four[0][v] : four[1][v], 2);
+          }
+          const int group_col = tile_col0 + 8 * (chunk + q + odd + 2 * high);
+          *reinterpret_cast<uint4*>(out + ((r ? offset8 : offset) + group_col) / 2) =
+              high ? make_uint4(received[0], received[1], kept[0], kept[1])
+                   : make_uint4(kept[0], kept[1], received[0], received[1]);
+        }
+      } else if constexpr (kWide) {
+        // fp32: the even lane keeps group q and gets its partner's columns of q (the 2 after
+        // its own); the odd lane keeps q + 1 and gets its partner's (the 2 before its own).
+        float kept[4], received[4];
+#pragma unroll
+        for (int v = 0; v < 4; ++v) {
+          kept[v] = odd ? group[1][v] : group[0][v];
+          received[v] = __shfl_xor_sync(0xffffffffu, odd ? group[0][v] : group[1][v], 1);
+        }
+        const int first_col = col + 6 * odd;  // odd: 2 columns before its own in group q + 1
+        float* const out = static_cast<float*>(args.out);
+        *reinterpret_cast<float4*>(out + offset + first_col) =
+            odd ? make_float4(received[0], received[1], kept[0], kept[1])
+                : make_float4(kept[0], kept[1], received[0], received[1]);
+        *reinterpret_cast<float4*>(out + offset8 + first_col) =
+            odd ? make_float4(received[2], received[3], kept[2], kept[3])
+                : make_float4(kept[2], kept[3], received[2], received[3]);
+      } else {
+#pragma unroll
+        for (int g = 0; g < kGroupsPerStep; ++g) {
+          store_elements<kOperand>(args.out, offset + col + 8 * g, group[g][0], group[g][1], true, true);
+          store_elements<kOperand>(args.out, offset8 + col + 8 * g, group[g][2], group[g][3], true, true);
+        }
+      }
+    }
+  }
+}
+
 /// Applies the fused epilogue to one consumer's accumulators of a 64-row slice and stores
 /// out from registers. wgmma's accumulator layout: thread (warp w, lane l) holds, for i in
 /// [0, kTileN / 2), row 16 w + l / 4 + 8 ((i / 2) % 2), column 8 (i / 4) + 2 (l % 4) + i % 2.
-/// Slices wholly inside out with even n (all but the edge tiles') store every column pair
-/// with one aligned store and no bounds checks; the edge slices check each element.
+/// Slices wholly inside out with even n (all but the edge tiles') store with no bounds checks
+/// (store_interior); the edge slices check each element.
 template <int kOperand, int kTileN>
 __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
                                             const TileBias<kOperand, kTileN>& bias, int slice_row0, int tile_col0,
@@ -558,31 +653,15 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
   const long long offset = static_cast<long long>(row) * args.n;
   const long long offset8 = offset + 8ll * args.n;
   const bool interior = slice_row0 + 64 <= args.m && tile_col0 + kTileN <= args.n && args.n % 2 == 0;
-  if constexpr (!TileBias<kOperand, kTileN>::kPacked) {
-    // fp32 interior slices: a loop with no bounds checks at all (a branch per pair in the loop
-    // below made the TF32 kernel 4% slower), the biases of 8 column pairs loaded before their
-    // stores (issued together, their latencies overlap). For 16-bit outputs this split spilled,
-    // and their biases are in registers already.
-    constexpr int kChunkPairs = 8;
-    static_assert((kTileN / 8) % kChunkPairs == 0, "whole chunks of column pairs");
-    if (interior) {
-#pragma unroll
-      for (int chunk = 0; chunk < kTileN / 8; chunk += kChunkPairs) {
-        float biases[kChunkPairs][2];
-#pragma unroll
-        for (int q = 0; q < kChunkPairs; ++q) bias.get(chunk + q, biases[q][0], biases[q][1]);
-#pragma unroll
-        for (int q = 0; q < kChunkPairs; ++q) {
-          const int i = 4 * (chunk + q), col = tile_col0 + 8 * (chunk + q) + 2 * (lane % 4);
-          float out0, out1, out2, out3;
-          fast_fused_epilogue<kOperand>(acc[i], acc[i + 1], biases[q][0], biases[q][1], args.scale, out0, out1);
-          fast_fused_epilogue<kOperand>(acc[i + 2], acc[i + 3], biases[q][0], biases[q][1], args.scale, out2, out3);
-          store_elements<kOperand>(args.out, offset + col, out0, out1, true, true);
-          store_elements<kOperand>(args.out, offset8 + col, out2, out3, true, true);
-        }
-      }
-      return;
-    }
+  if (interior) {
+    // A loop with no bounds checks at all (a branch per pair in the loop below made the TF32
+    // kernel 4% slower). Rows that start on 4-element boundaries take the wide stores.
+    if (args.n % (16 / OperandTraits<kOperand>::kElementBytes) == 0 &&
+        reinterpret_cast<unsigned long long>(args.out) % 16 == 0)
+      store_interior<kOperand, kTileN, true>(args, acc, bias, offset, offset8, tile_col0, lane);
+    else
+      store_interior<kOperand, kTileN, false>(args, acc, bias, offset, offset8, tile_col0, lane);
+    return;
   }
   const bool row_ok = row < args.m, row8_ok = row + 8 < args.m;
   const bool aligned_pair = args.n % 2 == 0;  // out rows start on pair boundaries
@@ -594,10 +673,7 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
     bias.get(i / 4, bias0, bias1);
     fast_fused_epilogue<kOperand>(acc[i], acc[i + 1], bias0, bias1, args.scale, out0, out1);
     fast_fused_epilogue<kOperand>(acc[i + 2], acc[i + 3], bias0, bias1, args.scale, out2, out3);
-    if (interior) {
-      store_elements<kOperand>(args.out, offset + col, out0, out1, true, true);
-      store_elements<kOperand>(args.out, offset8 + col, out2, out3, true, true);
-    } else if (col < args.n) {
+    if (col < args.n) {
       const bool pair = col + 1 < args.n;
       if (row_ok) store_elements<kOperand>(args.out, offset + col, out0, out1, pair, aligned_pair);
       if (row8_ok) store_elements<kOperand>(args.out, offset8 + col, out2, out3, pair, aligned_pair);
