@@ -66,5 +66,30 @@ TEST(Tuner, ABaselineWithinTheToleranceOrWithoutATimeIsNotNoted) {
   EXPECT_FALSE(baseline_drift_note(baseline_of(0.0), baseline_of(0.3335)).has_value());
 }
 
+StoredTrial trial_of(const std::string& name, double median_ms) {
+  StoredTrial stored;
+  stored.result.config.name = name;
+  stored.result.status = TrialStatus::kOk;
+  stored.result.timing = TimingStats{};
+  stored.result.timing->median_ms = median_ms;
+  return stored;
+}
+
+std::vector<std::string> names(const std::vector<StoredTrial>& trials) {
+  std::vector<std::string> result;
+  for (const auto& stored : trials) result.push_back(stored.result.config.name);
+  return result;
+}
+
+// Session 11's TF32 tune on the H100: a config timed 0.3330 ms in the sweep, while the
+// finalists (each faster than it in the sweep) took 0.3500-0.3531 ms in finals on a hotter GPU.
+TEST(Tuner, TheFinalistsRankFirstWhateverTheSweepTimedTheOthers) {
+  const std::vector<StoredTrial> stored = {trial_of("swept_fast", 0.3330), trial_of("final_a", 0.3500),
+                                           trial_of("final_b", 0.3504), trial_of("swept_slow", 0.3600)};
+  EXPECT_EQ(names(rank_finalists_first(stored, {"final_a", "final_b"})),
+            (std::vector<std::string>{"final_a", "final_b", "swept_fast", "swept_slow"}));
+  EXPECT_EQ(names(rank_finalists_first(stored, {})), names(stored)) << "no finals: the stored order";
+}
+
 }  // namespace
 }  // namespace fusetune

@@ -139,6 +139,12 @@ TEST(TunerGpu, Bf16FamiliesTuneTogetherAgainstTheirBaselines) {
   EXPECT_LE(report.baselines[1].error.relative_l2, relative_error_bound(Policy::kHalf));
   ASSERT_TRUE(report.best.has_value());
   EXPECT_LE(report.best->result.error->relative_l2, relative_error_bound(Policy::kHalf));
+  // The finals pick the winner: the fastest of the re-measured rows at the top of the ranking.
+  ASSERT_GT(report.finalists, 0);
+  ASSERT_GE(static_cast<int>(report.ranking.size()), report.finalists);
+  EXPECT_EQ(report.best->result.config.name, report.ranking.front().result.config.name);
+  for (int f = 1; f < report.finalists; ++f)
+    EXPECT_LE(report.ranking[f - 1].result.timing->median_ms, report.ranking[f].result.timing->median_ms);
   // Every config that fits the device (enumerate() also lists those whose ring is too deep
   // for its shared memory) and takes the shape (skinny ones take m up to 16) runs correctly.
   int ok = 0;

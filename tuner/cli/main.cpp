@@ -94,10 +94,16 @@ int run_tune(TuneCommand command) {
   for (const BaselineResult& baseline : report.baselines) print_baseline(shape, baseline);
   std::printf("\n");
   print_table_header(shape);
+  if (report.finalists > 0)
+    std::printf(
+        "      (ranks 1-%d: the finals, re-measured together interleaved with the baselines; below: the\n"
+        "       sweep's own measurements, taken at other moments of the GPU's clock)\n",
+        report.finalists);
   int rank = 0;
   for (const auto& stored : report.ranking) {
     if (stored.result.status != TrialStatus::kOk) break;
     if (++rank > command.top) break;
+    if (rank == report.finalists + 1 && report.finalists > 0) std::printf("      ----\n");
     print_trial_row(rank, stored, report.baseline);
   }
   if (!report.best) {

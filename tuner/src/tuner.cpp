@@ -142,6 +142,12 @@ std::optional<std::string> baseline_drift_note(const BaselineResult& previous, c
   return std::string(line);
 }
 
+std::vector<StoredTrial> rank_finalists_first(std::vector<StoredTrial> trials, const std::set<std::string>& finalists) {
+  std::stable_partition(trials.begin(), trials.end(),
+                        [&](const StoredTrial& stored) { return finalists.count(stored.result.config.name) > 0; });
+  return trials;
+}
+
 TuneReport tune(const TuneOptions& options) {
   validate_dtype_policy(options.shape);
   const std::vector<SearchSpace> spaces = search_spaces_for(options.search_space, options.shape);
@@ -358,11 +364,19 @@ TuneReport tune(const TuneOptions& options) {
   if (!report.baselines.empty()) report.baseline = report.baselines.front();
   worker.stop();
 
+  // The finals decide: a config outside them can only look faster through a sweep time taken
+  // while the GPU ran faster than in the finals (rank_finalists_first).
+  std::set<std::string> finalist_names;
+  for (const auto& finalist : finalists) finalist_names.insert(finalist.result.config.name);
   report.best = db->update_best(
-      device_id, shape, template_hash_of,
-      [&](const std::string& family, const std::string& config_name) { return current.admits(family, config_name); });
+      device_id, shape, template_hash_of, [&](const std::string& family, const std::string& config_name) {
+        return current.admits(family, config_name) && (finalist_names.empty() || finalist_names.count(config_name));
+      });
+  std::vector<StoredTrial> counted;
   for (auto& stored : db->trials(report.device.key(), shape))
-    if (counts(stored.result)) report.ranking.push_back(std::move(stored));
+    if (counts(stored.result)) counted.push_back(std::move(stored));
+  report.ranking = rank_finalists_first(std::move(counted), finalist_names);
+  report.finalists = static_cast<int>(finalist_names.size());
   return report;
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -51,8 +52,11 @@ struct TuneReport {
   /// The target baseline as the database held it before this run (the previous run's on this
   /// device and shape), if any: see baseline_drift_note.
   std::optional<BaselineResult> previous_baseline;
-  std::vector<StoredTrial> ranking;  ///< every trial of the problem on this device, fastest ok first
-  std::optional<StoredTrial> best;
+  /// Every trial of the problem on this device: this run's finalists first, by their finals'
+  /// medians (rank_finalists_first), then the others, fastest ok first.
+  std::vector<StoredTrial> ranking;
+  int finalists = 0;                         ///< how many of `ranking`'s first rows the finals re-measured
+  std::optional<StoredTrial> best;           ///< the fastest finalist (the finals decide the winner)
   int measured = 0;                          ///< trials evaluated in this run
   int skipped = 0;                           ///< already in the database with the same template
   std::map<std::string, int> status_counts;  ///< over this run's trials
@@ -74,6 +78,14 @@ std::vector<SearchSpace> search_spaces_for(const std::string& name_or_path, cons
 /// ratio from such a run flatters the winner.
 std::optional<std::string> baseline_drift_note(const BaselineResult& previous, const BaselineResult& now,
                                                double tolerance = 0.05);
+
+/// `trials` (fastest first, as TuningDb::trials returns them) reordered so that those named in
+/// `finalists` come first, fastest first by their stored (finals') medians, then the rest in
+/// their order. The finals time every finalist in one process, interleaved with the baseline;
+/// the other rows keep a single measurement from the sweep, taken while the GPU's clock may
+/// have been higher or lower (a hot H100 under its power cap runs 5-20% slower, bench/RESULTS.md
+/// sessions 9-11), so only the finalists' times compare with each other.
+std::vector<StoredTrial> rank_finalists_first(std::vector<StoredTrial> trials, const std::set<std::string>& finalists);
 
 /// Runs the tuning. Throws UsageError/DataError/CudaError on environment problems;
 /// failures of single configs are recorded as trial statuses.
