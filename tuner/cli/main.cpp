@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -262,6 +263,9 @@ int run_bench(const BenchCommand& command) {
   const BenchReport report = run_bench(command.options);
   std::printf("fusetune bench: %s on %s", command.options.dims.dims().c_str(), report.device.name.c_str());
   if (report.peak_tflops > 0) std::printf(", peak (cuBLAS bf16 8192^3, measured now) %.0f TFLOP/s", report.peak_tflops);
+  if (!std::filesystem::exists(command.options.db_path))
+    std::printf("\nno database at %s: each policy runs what the resolver picks without one (see each row's source)",
+                command.options.db_path.c_str());
   std::printf("\n\n%-14s %-52s %9s %7s %8s %6s %10s\n", "policy", "kernel", "median_ms", "ratio", "TFLOP/s", "%peak",
               "rel_err");
   bool all_verified = true;
