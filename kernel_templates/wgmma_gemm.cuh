@@ -798,7 +798,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   static_assert(kConsumerRows % 64 == 0 && kSlices >= 1 && kSlices <= 2, "each consumer owns 64 or 128 rows");
   static_assert(kTileN % 64 == 0 && kTileN <= 256, "tile_n is 64, 128, 192 or 256");
   static_assert(!kSplitN || (kConsumers == 2 && !kPingpong && kConsumerN % 64 == 0),
-                "split_n: two cooperative consumers, each 64, 128 or 192 columns wide");
+                "split_n: two cooperative consumers, each 64 or 128 columns wide (tile_n 128 or 256)");
   static_assert(!kSplit || kPromote >= 1, "3xTF32 promotes its accumulator every kPromote k-blocks");
   static_assert(kPersistent >= 0 && kPersistent <= 2, "persistent is 0, 1 or 2 (stream-K)");
   static_assert(kPersistent != 2 || (kClusterM == 1 && !kPingpong), "stream-K runs without clusters and pingpong");
