@@ -245,6 +245,32 @@ TEST_F(FamiliesGpu, ASpreadOfEveryFamilysVariantsIsCorrectOnTails) {
   }
 }
 
+// The wgmma epilogue stores interior slices 16 bytes at a time when out's rows start on
+// 16-byte boundaries, else a column pair at a time (store_interior): n = 264 takes the wide
+// stores in every output type, n = 266 (2 mod 8) the narrow ones. m = 130 gives every tile
+// height whole interior 64-row slices besides an edge slice.
+TEST_F(FamiliesGpu, WgmmaEpiloguesAreCorrectWithWideAndNarrowInteriorStores) {
+  for (const std::string family : {"wgmma_bf16", "wgmma_fp16", "wgmma_tf32", "wgmma_3xtf32"}) {
+    const SearchSpace space = load_search_space(family);
+    const Problem problem{space.dtypes().front(), space.policies().front()};
+    const auto configs = space.valid_configs(device_.limits);
+    const std::size_t step = std::max<std::size_t>(1, configs.size() / 5);
+    int checked = 0;
+    for (const ProblemShape& d : {ProblemShape{130, 264, 256}, ProblemShape{130, 266, 256}}) {
+      const ProblemShape shape = with(d, problem);
+      Verifier verifier(shape, make_random_inputs(shape, 53 + checked), stream_.get(), cublas_.get());
+      for (std::size_t i = checked % step; i < configs.size(); i += step) {
+        if (space.check_shape(configs[i], shape)) continue;
+        const Verdict verdict = run_config(space, configs[i], verifier, shape);
+        EXPECT_TRUE(verdict.passed) << configs[i].name << " on " << shape.dims() << ": " << verdict.message;
+        EXPECT_LE(verdict.error.relative_l2, relative_error_bound(shape.policy)) << configs[i].name;
+        ++checked;
+      }
+    }
+    EXPECT_GE(checked, 8) << family;
+  }
+}
+
 // Stream-K (persistent 2): the wgmma families' configs that split tiles' k-blocks between
 // blocks, on shapes with fewer tiles than SMs and long k (the case it exists for), with more
 // teams than k-blocks (empty ranges), with idle team members (fewer tile-rows than the team)
