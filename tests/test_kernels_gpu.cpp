@@ -129,6 +129,30 @@ class FamiliesGpu : public KernelsGpu {
     return verifier.check_output(shape.policy);
   }
 
+  /// Runs every `parts`-th valid config of `family` (shifted by one per run, so that each shape
+  /// gets different configs) on each of `dims` in the family's dtype and policy, expecting each
+  /// to pass the verifier within the policy's bound. Returns how many ran.
+  int check_spread(const std::string& family, const std::vector<ProblemShape>& dims, std::size_t parts, int seed) {
+    const SearchSpace space = load_search_space(family);
+    const Problem problem{space.dtypes().front(), space.policies().front()};
+    const auto configs = space.valid_configs(device_.limits);
+    EXPECT_FALSE(configs.empty()) << family;
+    const std::size_t step = std::max<std::size_t>(1, configs.size() / parts);
+    int checked = 0;
+    for (const ProblemShape& d : dims) {
+      const ProblemShape shape = with(d, problem);
+      Verifier verifier(shape, make_random_inputs(shape, seed + checked), stream_.get(), cublas_.get());
+      for (std::size_t i = checked % step; i < configs.size(); i += step) {
+        if (space.check_shape(configs[i], shape)) continue;
+        const Verdict verdict = run_config(space, configs[i], verifier, shape);
+        EXPECT_TRUE(verdict.passed) << configs[i].name << " on " << shape.dims() << ": " << verdict.message;
+        EXPECT_LE(verdict.error.relative_l2, relative_error_bound(shape.policy)) << configs[i].name;
+        ++checked;
+      }
+    }
+    return checked;
+  }
+
   /// Runs `shape` through the public API (preparing the weight if the resolved config needs
   /// it) and checks it within the shape's policy.
   void expect_api_correct(const ProblemShape& shape, HostInputs inputs, const std::string& what) {
@@ -224,24 +248,7 @@ TEST_F(FamiliesGpu, ASpreadOfEveryFamilysVariantsIsCorrectOnTails) {
                                           {65, 8191, 136}, {3, 65, 1001}};
   for (const std::string& family : embedded_families()) {
     if (family == "ffma") continue;  // ASpreadOfTunedVariantsIsCorrectOnTails
-    const SearchSpace space = load_search_space(family);
-    const Problem problem{space.dtypes().front(), space.policies().front()};
-    const auto configs = space.valid_configs(device_.limits);
-    ASSERT_FALSE(configs.empty()) << family;
-    const std::size_t step = std::max<std::size_t>(1, configs.size() / 6);
-    int checked = 0;
-    for (const ProblemShape& d : dims) {
-      const ProblemShape shape = with(d, problem);
-      Verifier verifier(shape, make_random_inputs(shape, 31 + checked), stream_.get(), cublas_.get());
-      for (std::size_t i = (checked % step); i < configs.size(); i += step) {
-        if (space.check_shape(configs[i], shape)) continue;
-        const Verdict verdict = run_config(space, configs[i], verifier, shape);
-        EXPECT_TRUE(verdict.passed) << configs[i].name << " on " << shape.dims() << ": " << verdict.message;
-        EXPECT_LE(verdict.error.relative_l2, relative_error_bound(shape.policy)) << configs[i].name;
-        ++checked;
-      }
-    }
-    EXPECT_GE(checked, 12) << family;
+    EXPECT_GE(check_spread(family, dims, 6, 31), 12) << family;
   }
 }
 
@@ -250,25 +257,8 @@ TEST_F(FamiliesGpu, ASpreadOfEveryFamilysVariantsIsCorrectOnTails) {
 // stores in every output type, n = 266 (2 mod 8) the narrow ones. m = 130 gives every tile
 // height whole interior 64-row slices besides an edge slice.
 TEST_F(FamiliesGpu, WgmmaEpiloguesAreCorrectWithWideAndNarrowInteriorStores) {
-  for (const std::string family : {"wgmma_bf16", "wgmma_fp16", "wgmma_tf32", "wgmma_3xtf32"}) {
-    const SearchSpace space = load_search_space(family);
-    const Problem problem{space.dtypes().front(), space.policies().front()};
-    const auto configs = space.valid_configs(device_.limits);
-    const std::size_t step = std::max<std::size_t>(1, configs.size() / 5);
-    int checked = 0;
-    for (const ProblemShape& d : {ProblemShape{130, 264, 256}, ProblemShape{130, 266, 256}}) {
-      const ProblemShape shape = with(d, problem);
-      Verifier verifier(shape, make_random_inputs(shape, 53 + checked), stream_.get(), cublas_.get());
-      for (std::size_t i = checked % step; i < configs.size(); i += step) {
-        if (space.check_shape(configs[i], shape)) continue;
-        const Verdict verdict = run_config(space, configs[i], verifier, shape);
-        EXPECT_TRUE(verdict.passed) << configs[i].name << " on " << shape.dims() << ": " << verdict.message;
-        EXPECT_LE(verdict.error.relative_l2, relative_error_bound(shape.policy)) << configs[i].name;
-        ++checked;
-      }
-    }
-    EXPECT_GE(checked, 8) << family;
-  }
+  for (const std::string family : {"wgmma_bf16", "wgmma_fp16", "wgmma_tf32", "wgmma_3xtf32"})
+    EXPECT_GE(check_spread(family, {{130, 264, 256}, {130, 266, 256}}, 5, 53), 8) << family;
 }
 
 // Stream-K (persistent 2): the wgmma families' configs that split tiles' k-blocks between
