@@ -655,7 +655,8 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
   const bool interior = slice_row0 + 64 <= args.m && tile_col0 + kTileN <= args.n && args.n % 2 == 0;
   if (interior) {
     // A loop with no bounds checks at all (a branch per pair in the loop below made the TF32
-    // kernel 4% slower). Rows that start on 4-element boundaries take the wide stores.
+    // kernel 4% slower). Rows that start on 16-byte boundaries (n a multiple of 4 fp32 or 8
+    // 16-bit elements, out 16-byte aligned) take the wide stores.
     if (args.n % (16 / OperandTraits<kOperand>::kElementBytes) == 0 &&
         reinterpret_cast<unsigned long long>(args.out) % 16 == 0)
       store_interior<kOperand, kTileN, true>(args, acc, bias, offset, offset8, tile_col0, lane);
