@@ -831,7 +831,11 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   // it (a parity wait cannot tell phases two apart).
   unsigned long long* order = empty + kStages;
 
-  const int warpgroup = threadIdx.x / kWarpgroupThreads;
+  // Read through a shuffle from lane 0, so that the compiler knows it is the same in every
+  // lane of a warp: then everything derived from it (the consumer's descriptor base, stage
+  // offsets) stays in uniform registers, and the descriptors of each wgmma are built there
+  // rather than in vector registers and copied over (R2UR) one by one.
+  const int warpgroup = __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x / kWarpgroupThreads), 0);
   const int thread = threadIdx.x % kWarpgroupThreads;
   const unsigned rank = kClusterM > 1 ? cluster_rank() : 0;
   if (threadIdx.x == 0) {
