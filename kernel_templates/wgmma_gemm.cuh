@@ -794,7 +794,15 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   constexpr int kConsumerRows = kPingpong || kSplitN ? kTileM : kTileM / kConsumers;
   constexpr int kConsumerN = kSplitN ? kTileN / kConsumers : kTileN;
   constexpr int kStageUsers = kPingpong ? 1 : kConsumers;  // consumer warpgroups reading each stage
-  constexpr int kSlices = kConsumerRows / 64;              // wgmma is 64 rows tall
+  // wgmma groups a consumer leaves pending when it releases a stage (bf16, TF32, fp16; 3xTF32
+  // always waits for all, as its A registers are rewritten each k-block). Two cooperative
+  // consumers release each k-block's stage as soon as their own products of it are done (0):
+  // the other consumer's products keep the tensor cores busy meanwhile, and TMA gets one more
+  // stage to fill ahead. Alone (one consumer, or pingpong's turns), a consumer keeps one
+  // k-block queued (1) and releases the previous one's stage. Measured on the H100
+  // (bench/RESULTS.md, session 12), 0 against 1: bf16 128x256 0.2-0.9% faster, TF32 the same.
+  constexpr int kPending = kConsumers == 2 && !kPingpong ? 0 : 1;
+  constexpr int kSlices = kConsumerRows / 64;  // wgmma is 64 rows tall
   constexpr bool kSplit = kOperand == kOperandTf32x3;
   static_assert(kConsumerRows % 64 == 0 && kSlices >= 1 && kSlices <= 2, "each consumer owns 64 or 128 rows");
   static_assert(kTileN % 64 == 0 && kTileN <= 256, "tile_n is 64, 128, 192 or 256");
@@ -994,10 +1002,13 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           wgmma_commit();
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
-          // The group of the previous k-block is done once at most this one is pending: its
-          // stage can be refilled while this one computes.
-          wgmma_wait<1>();
-          if (previous_stage >= 0) release_stage(previous_stage);
+          // kPending 1: the previous k-block's group is done once at most this one is pending,
+          // and its stage can be refilled while this one computes. 0: this k-block's own.
+          wgmma_wait<kPending>();
+          if constexpr (kPending == 0)
+            release_stage(stage);
+          else if (previous_stage >= 0)
+            release_stage(previous_stage);
         } else {
           const unsigned b_small_low = b_small_low0 + stage * (kTileBBytes / 16);
           // The first k-block after a promotion overwrites acc.
@@ -1058,7 +1069,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         if (thread == 0) mbarrier_arrive(shared_address(&order[(consumer + 1) % kConsumers]));
       if constexpr (!kSplit) {
         wgmma_wait<0>();
-        release_stage(previous_stage);
+        if constexpr (kPending > 0) release_stage(previous_stage);
       }
       if constexpr (kPersistent == 2) {
         // Stream-K: a segment that does not start the tile hands its sums on; one that starts
