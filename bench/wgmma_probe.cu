@@ -419,23 +419,18 @@ int main(int argc, char** argv) {
   }
 
   using namespace fusetune;
-  // Session 12: two cooperative consumers release each k-block's stage when their own products
-  // of it finish (kNew) against the template before (kOld: the previous k-block's stage).
+  // Session 12: 2-block clusters (w multicast) against single blocks, with the stages released
+  // per k-block.
   for (int round = 0; round < 3; ++round) {
     std::printf("-- round %d: bf16 against cuBLAS bf16 alone\n", round);
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kOld, 2, 0>(p, cublas_bf16, "bf16 tma sn0 old");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 0>(p, cublas_bf16, "bf16 tma sn0 new");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kOld, 2, 1>(p, cublas_bf16, "bf16 tma sn1 old");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 tma sn1 new");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kOld, 0, 1>(p, cublas_bf16, "bf16 reg sn1 old");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 0, 1>(p, cublas_bf16, "bf16 reg sn1 new");
-    run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kOld, 2, 0>(p, cublas_bf16, "bf16 tma 256 old");
-    run_config<kOperandBf16, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kNew, 2, 0>(p, cublas_bf16, "bf16 tma 256 new");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 sn1 cl1");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 2, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 sn1 cl2");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 4, 0, 2, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 sn1 cl2 g4");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 0>(p, cublas_bf16, "bf16 sn0 cl1");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 2, 0, kNew, 2, 0>(p, cublas_bf16, "bf16 sn0 cl2");
     std::printf("-- TF32 against cuBLAS TF32 alone\n");
-    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kOld, 0, 1>(p, cublas_tf32, "tf32 sn1 old");
-    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 0, 1>(p, cublas_tf32, "tf32 sn1 new");
-    run_config<kOperandTf32, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kOld, 0, 0>(p, cublas_tf32, "tf32 256 old");
-    run_config<kOperandTf32, 256, 128, 4, 2, 1, 1, 1, 0, 1, 0, kNew, 0, 0>(p, cublas_tf32, "tf32 256 new");
+    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 0, 1>(p, cublas_tf32, "tf32 sn1 cl1");
+    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 2, 0, kNew, 0, 1>(p, cublas_tf32, "tf32 sn1 cl2");
   }
   return 0;
 }
