@@ -1,6 +1,6 @@
 // Compiled-in configs (see default_configs.h): on sm_90, the winners of the headline problem
 // 1024x8192x8192 measured by `fusetune tune` and `fusetune bench` on an H100 (bench/RESULTS.md,
-// 2026-11-23, session 10: after the split_n knob and the preloaded TF32 biases). They serve
+// 2026-11-23, session 12: after uniform descriptors and the per-k-block stage release). They serve
 // shapes nobody tuned when the database has nothing nearer; re-measure them when a template
 // changes.
 #include "default_configs.h"
@@ -31,8 +31,8 @@ KnobValues wgmma_128x256_tma_store(int raster, int group, int split_n) {
 std::optional<FamilyKnobs> default_knobs(const ProblemShape& shape, int cc_major, int cc_minor) {
   if (cc_major != 9 || cc_minor != 0) return std::nullopt;
   if (shape.dtype == Dtype::kFloat32 && shape.policy == Policy::kHighest)
-    // wgmma_3xtf32_m128_n128_s3_c2_p1_r1_g4_pr4_pp0: the winner of sessions 9 and 10, 0.348x
-    // cuBLAS SGEMM + epilogue at 4.0e-7. Promotion every 8 k-blocks broke the 2e-6 bound on
+    // wgmma_3xtf32_m128_n128_s3_c2_p1_r1_g1_pr4_pp0: 0.367-0.369x cuBLAS SGEMM + epilogue at
+    // 4.0e-7 (`fusetune bench`, session 12). Promotion every 8 k-blocks broke the 2e-6 bound on
     // saturated inputs (2.46e-6 at 64x96x1000, FamiliesGpu test, session 4).
     return FamilyKnobs{"wgmma_3xtf32",
                        {{"tile_m", 128},
@@ -41,20 +41,20 @@ std::optional<FamilyKnobs> default_knobs(const ProblemShape& shape, int cc_major
                         {"consumers", 2},
                         {"persistent", 1},
                         {"raster", 1},
-                        {"group", 4},
+                        {"group", 1},
                         {"promote", 4},
                         {"pingpong", 0}}};
   if (shape.dtype == Dtype::kFloat32 && shape.policy == Policy::kHigh)
-    // wgmma_tf32_m128_n256_s4_c2_p1_r0_g16_pp0_sn1: 1.005x cuBLAS TF32 alone, epilogue included
-    // (`fusetune bench`, session 10).
+    // wgmma_tf32_m128_n256_s4_c2_p1_r0_g16_pp0_sn1: 0.992-0.993x cuBLAS TF32 alone, epilogue
+    // included (`fusetune bench`, session 12).
     return FamilyKnobs{"wgmma_tf32", wgmma_128x256(0, 16, 1)};
   if (shape.dtype == Dtype::kBFloat16)
-    // wgmma_bf16_m128_n256_s4_c2_p1_r0_g8_pp0_sb2_sn0: 1.025x cuBLAS bf16 alone, epilogue
-    // included (`fusetune bench`, session 10).
-    return FamilyKnobs{"wgmma_bf16", wgmma_128x256_tma_store(0, 8, 0)};
+    // wgmma_bf16_m128_n256_s4_c2_p1_r0_g8_pp0_sb2_sn1: 1.014-1.016x cuBLAS bf16 alone, epilogue
+    // included (`fusetune bench`, session 12).
+    return FamilyKnobs{"wgmma_bf16", wgmma_128x256_tma_store(0, 8, 1)};
   if (shape.dtype == Dtype::kFloat16)
     // Not tuned separately: fp16 runs the same instructions at the same rate as bf16.
-    return FamilyKnobs{"wgmma_fp16", wgmma_128x256_tma_store(0, 8, 0)};
+    return FamilyKnobs{"wgmma_fp16", wgmma_128x256_tma_store(0, 8, 1)};
   return std::nullopt;
 }
 
