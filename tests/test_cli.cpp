@@ -125,6 +125,14 @@ TEST(Cli, BestAndListShowTheErrorBesideTheTime) {
   EXPECT_EQ(list.exit_code, 0) << list.output;
   for (const char* shown : {"wgmma_bf16_fast", "wgmma_bf16_wrong", "3.50e-03", "1.25e-01", "wrong_result"})
     EXPECT_NE(list.output.find(shown), std::string::npos) << shown << " in:\n" << list.output;
+  // The stored best is named in its row (the finals chose it; list sorts by each row's latest time).
+  const std::size_t fast_row = list.output.find("wgmma_bf16_fast");
+  ASSERT_NE(fast_row, std::string::npos);
+  EXPECT_NE(
+      list.output.substr(fast_row, list.output.find('\n', fast_row) - fast_row).find("ok (stored best; weight prep"),
+      std::string::npos)
+      << list.output;
+  EXPECT_EQ(list.output.find("stored best", list.output.find("wgmma_bf16_wrong")), std::string::npos) << list.output;
   // Another policy of the same dims has no trials.
   EXPECT_EQ(fusetune("best --shape 64x128x256 --db " + path).exit_code, 1);
 }

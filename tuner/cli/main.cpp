@@ -37,20 +37,21 @@ std::string scientific(double value) {
   return text;
 }
 
-/// One table row; `rank` 0 prints "-" (a row the resolver never runs, which ranks nowhere) and
-/// `unused` (ConfigResolver::unused_reason, e.g. "older template") marks the status with why.
+/// One row of the `best` / `list` table; `rank` 0 prints "-" (a row the resolver never runs,
+/// which ranks nowhere). `note`, if any, goes in parentheses after the status: why the resolver
+/// never runs the row (ConfigResolver::unused_reason, e.g. "older template"), or "stored best".
 void print_trial_row(int rank, const StoredTrial& stored, const std::optional<BaselineResult>& baseline,
-                     const char* unused = nullptr) {
+                     const char* note = nullptr) {
   const TrialResult& r = stored.result;
   const std::string rank_text = rank > 0 ? std::to_string(rank) : "-";
-  const std::string mark = unused ? std::string(" (") + unused + ")" : "";
+  const std::string mark = note ? std::string(" (") + note + ")" : "";
   if (r.status == TrialStatus::kOk && r.timing) {
     const double percent = baseline ? 100.0 * r.timing->median_ms / baseline->timing.median_ms : 0;
     std::string status = std::string("ok") + mark;
     if (r.prep_ms > 0) {
       char prep[64];
       std::snprintf(prep, sizeof prep, "weight prep %.4f ms, once)", r.prep_ms);
-      status = (unused ? std::string("ok (") + unused + "; " : std::string("ok (")) + prep;
+      status = (note ? std::string("ok (") + note + "; " : std::string("ok (")) + prep;
     }
     std::printf("%4s  %-48s %9.4f %8.1f %9s %10.2e %10.2e  %s\n", rank_text.c_str(), r.config.name.c_str(),
                 r.timing->median_ms, tflops(r.shape, r.timing->median_ms),
@@ -192,6 +193,13 @@ int run_query(const QueryCommand& command) {
                   retune.c_str());
       continue;
     }
+    // Each row's time is its latest measurement: a tune's sweep, or for its finalists its
+    // finals, taken in different states of the GPU. So the fastest row here need not be the
+    // stored best, which the last tune's finals chose (and which `best` and the resolver use).
+    const auto best = db.best(device, command.shape);
+    std::printf(
+        "      (times: each row's latest measurement, in a tune's sweep or its finals; the \"stored best\" "
+        "won the finals)\n");
     int shown = 0;
     auto print_rows = [&](const std::vector<const StoredTrial*>& rows, bool unused) {
       for (const StoredTrial* trial : rows) {
@@ -200,7 +208,11 @@ int run_query(const QueryCommand& command) {
           return false;
         }
         ++shown;
-        print_trial_row(unused ? 0 : shown, *trial, baseline, unused ? resolver.unused_reason(trial->result) : nullptr);
+        const bool is_best = best && best->result.config.name == trial->result.config.name;
+        print_trial_row(unused ? 0 : shown, *trial, baseline,
+                        unused    ? resolver.unused_reason(trial->result)
+                        : is_best ? "stored best"
+                                  : nullptr);
       }
       return true;
     };
