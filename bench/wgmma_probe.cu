@@ -199,6 +199,8 @@ static float time_ms(const std::function<void()>& launch, int reps = 20) {
   CHECK(cudaEventSynchronize(b));
   float ms;
   CHECK(cudaEventElapsedTime(&ms, a, b));
+  CHECK(cudaEventDestroy(a));
+  CHECK(cudaEventDestroy(b));
   return ms / reps;
 }
 
