@@ -421,18 +421,18 @@ int main(int argc, char** argv) {
   }
 
   using namespace fusetune;
-  // Session 12: 2-block clusters (w multicast) against single blocks, with the stages released
-  // per k-block.
+  // Session 13: pingpong (each consumer owns whole tiles and takes turns, so one consumer's
+  // epilogue runs while the other's products keep the tensor cores busy) against the
+  // cooperative winner, without and with 2-block clusters (w multicast, which halves the L2
+  // traffic that the smaller per-consumer tiles add).
   for (int round = 0; round < 3; ++round) {
     std::printf("-- round %d: bf16 against cuBLAS bf16 alone\n", round);
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 sn1 cl1");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 2, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 sn1 cl2");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 4, 0, 2, 0, kNew, 2, 1>(p, cublas_bf16, "bf16 sn1 cl2 g4");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 0>(p, cublas_bf16, "bf16 sn0 cl1");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 2, 0, kNew, 2, 0>(p, cublas_bf16, "bf16 sn0 cl2");
-    std::printf("-- TF32 against cuBLAS TF32 alone\n");
-    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 0, 1>(p, cublas_tf32, "tf32 sn1 cl1");
-    run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 8, 0, 2, 0, kNew, 0, 1>(p, cublas_tf32, "tf32 sn1 cl2");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1>(p, cublas_bf16, "coop 128x256");
+    run_config<kOperandBf16, 128, 128, 6, 2, 1, 0, 8, 0, 1, 1, kNew, 2, 0>(p, cublas_bf16, "pp 128x128");
+    run_config<kOperandBf16, 128, 128, 6, 2, 1, 0, 8, 0, 2, 1, kNew, 2, 0>(p, cublas_bf16, "pp 128x128 cl2");
+    run_config<kOperandBf16, 64, 256, 4, 2, 1, 0, 16, 0, 1, 1, kNew, 2, 0>(p, cublas_bf16, "pp 64x256");
+    run_config<kOperandBf16, 64, 256, 4, 2, 1, 0, 16, 0, 2, 1, kNew, 2, 0>(p, cublas_bf16, "pp 64x256 cl2");
+    run_config<kOperandBf16, 64, 256, 5, 2, 1, 0, 16, 0, 2, 1, kNew, 0, 0>(p, cublas_bf16, "pp 64x256 cl2 s5");
   }
   return 0;
 }
