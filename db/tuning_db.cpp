@@ -422,6 +422,7 @@ std::string trial_columns(int version) {
                   "CASE WHEN t.rel_error IS NULL THEN NULL ELSE 0 END, 0"
                 : "t.allclose_violations, t.non_finite, t.registers";
   columns += version < 4 ? ", 0.0" : ", t.prep_ms";
+  columns += version < 5 ? ", 0" : ", t.timed_in_finals";
   return columns;
 }
 
@@ -462,6 +463,7 @@ StoredTrial read_trial(const Statement& row) {
   }
   trial.registers = int(row.column_int64(23));
   trial.prep_ms = row.column_double(24);
+  trial.timed_in_finals = row.column_int64(25) != 0;
   return stored;
 }
 
@@ -625,22 +627,25 @@ std::int64_t TuningDb::record_trial(std::int64_t run_id, std::int64_t device_id,
   WriteTransaction transaction(impl_->db);
   // An upsert, not INSERT OR REPLACE: the row keeps its id, so a best row pointing at it stays
   // valid (and is recomputed below).
-  Statement upsert(impl_->db,
-                   "INSERT INTO trial (run_id, device_id, m, n, k, dtype, policy, family, config_name, "
-                   "config_json, template_hash, status, message, compile_ms, verify_ms, bench_ms, "
-                   "time_median_ms, time_min_ms, time_max_ms, samples, rel_error, max_abs_error, "
-                   "allclose_violations, non_finite, registers, prep_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-                   "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26) "
-                   "ON CONFLICT (device_id, m, n, k, dtype, policy, config_name, template_hash) DO UPDATE SET "
-                   "run_id = excluded.run_id, family = excluded.family, config_json = excluded.config_json, "
-                   "status = excluded.status, message = excluded.message, compile_ms = excluded.compile_ms, "
-                   "verify_ms = excluded.verify_ms, bench_ms = excluded.bench_ms, "
-                   "time_median_ms = excluded.time_median_ms, time_min_ms = excluded.time_min_ms, "
-                   "time_max_ms = excluded.time_max_ms, samples = excluded.samples, "
-                   "rel_error = excluded.rel_error, max_abs_error = excluded.max_abs_error, "
-                   "allclose_violations = excluded.allclose_violations, non_finite = excluded.non_finite, "
-                   "registers = excluded.registers, prep_ms = excluded.prep_ms, created_at = excluded.created_at "
-                   "RETURNING id");
+  Statement upsert(
+      impl_->db,
+      "INSERT INTO trial (run_id, device_id, m, n, k, dtype, policy, family, config_name, "
+      "config_json, template_hash, status, message, compile_ms, verify_ms, bench_ms, "
+      "time_median_ms, time_min_ms, time_max_ms, samples, rel_error, max_abs_error, "
+      "allclose_violations, non_finite, registers, prep_ms, timed_in_finals) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+      "?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, "
+      "?27) "
+      "ON CONFLICT (device_id, m, n, k, dtype, policy, config_name, template_hash) DO UPDATE SET "
+      "run_id = excluded.run_id, family = excluded.family, config_json = excluded.config_json, "
+      "status = excluded.status, message = excluded.message, compile_ms = excluded.compile_ms, "
+      "verify_ms = excluded.verify_ms, bench_ms = excluded.bench_ms, "
+      "time_median_ms = excluded.time_median_ms, time_min_ms = excluded.time_min_ms, "
+      "time_max_ms = excluded.time_max_ms, samples = excluded.samples, "
+      "rel_error = excluded.rel_error, max_abs_error = excluded.max_abs_error, "
+      "allclose_violations = excluded.allclose_violations, non_finite = excluded.non_finite, "
+      "registers = excluded.registers, prep_ms = excluded.prep_ms, timed_in_finals = excluded.timed_in_finals, "
+      "created_at = excluded.created_at "
+      "RETURNING id");
   upsert.bind(1, run_id)
       .bind(2, device_id)
       .bind_shape(3, trial.shape)
@@ -669,7 +674,7 @@ std::int64_t TuningDb::record_trial(std::int64_t run_id, std::int64_t device_id,
   } else {
     for (int index = 21; index <= 24; ++index) upsert.bind_null(index);
   }
-  upsert.bind(25, trial.registers).bind(26, trial.prep_ms);
+  upsert.bind(25, trial.registers).bind(26, trial.prep_ms).bind(27, trial.timed_in_finals ? 1 : 0);
   upsert.step();
   const std::int64_t id = upsert.column_int64(0);
   upsert.run();

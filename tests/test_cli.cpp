@@ -137,6 +137,43 @@ TEST(Cli, BestAndListShowTheErrorBesideTheTime) {
   EXPECT_EQ(fusetune("best --shape 64x128x256 --db " + path).exit_code, 1);
 }
 
+TEST(Cli, ListPutsTheFinalsBeforeFasterSweepTimes) {
+  TempDir dir;
+  const std::string path = dir.file("finals.db");
+  const ProblemShape shape{64, 128, 256, Dtype::kBFloat16, Policy::kHalf};
+  write_trials(path, shape, "wgmma_bf16");  // wgmma_bf16_fast, 0.25 ms, the stored best
+  {
+    // The best was re-timed in the finals; another config's sweep time, taken while the GPU ran
+    // faster, beats it on paper.
+    TuningDb db = TuningDb::open(path);
+    const auto stored = db.trials("", shape);
+    const auto fast = std::find_if(stored.begin(), stored.end(), [](const StoredTrial& trial) {
+      return trial.result.config.name == "wgmma_bf16_fast";
+    });
+    ASSERT_NE(fast, stored.end());
+    TrialResult finals = fast->result;
+    finals.timed_in_finals = true;
+    db.record_trial(fast->run_id, 1, finals);
+    TrialResult sweep = fast->result;
+    sweep.config.name = "wgmma_bf16_sweep";
+    sweep.timing = TimingStats{0.2, 0.19, 0.21, 10};
+    db.record_trial(fast->run_id, 1, sweep);
+    // As the tuner's finals leave it: only finalists count, so the finalist stays the best.
+    db.update_best(1, shape, {}, [](const std::string&, const std::string& name) { return name == "wgmma_bf16_fast"; });
+  }
+  const auto list = fusetune("list --shape 64x128x256 --dtype bf16 --db " + path);
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  const std::size_t finals_row = list.output.find("wgmma_bf16_fast"), sweep_row = list.output.find("wgmma_bf16_sweep");
+  ASSERT_NE(finals_row, std::string::npos) << list.output;
+  ASSERT_NE(sweep_row, std::string::npos) << list.output;
+  EXPECT_LT(finals_row, sweep_row) << list.output;
+  auto row = [&](std::size_t at) { return list.output.substr(at, list.output.find('\n', at) - at); };
+  EXPECT_NE(row(finals_row).find("ok (stored best, finals; weight prep"), std::string::npos) << list.output;
+  EXPECT_EQ(row(sweep_row).find("finals"), std::string::npos) << list.output;
+  EXPECT_NE(list.output.find("\"finals\" rows were re-timed together with the baseline"), std::string::npos)
+      << list.output;
+}
+
 TEST(Cli, RowsTheResolverNeverRunsAreMarkedAndListedOnlyWithAll) {
   TempDir dir;
   const std::string path = dir.file("stale.db");

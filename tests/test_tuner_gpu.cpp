@@ -159,6 +159,13 @@ TEST(TunerGpu, Bf16FamiliesTuneTogetherAgainstTheirBaselines) {
   EXPECT_GE(ok, 3);
   const TuningDb db = TuningDb::open_read_only(dir.file("families.db"));
   EXPECT_TRUE(db.latest_baseline(report.device.key(), shape, "cublas_bf16").has_value());
+  // The finalists' rows hold their finals times and say so; the others hold sweep times.
+  int timed_in_finals = 0;
+  for (const auto& stored : db.trials(report.device.key(), shape)) timed_in_finals += stored.result.timed_in_finals;
+  EXPECT_EQ(timed_in_finals, report.finalists);
+  const auto best = db.best(report.device.key(), shape);
+  ASSERT_TRUE(best.has_value());
+  EXPECT_TRUE(best->result.timed_in_finals);
 }
 
 TEST(TunerGpu, ThreeTf32TrialsReportTheirWeightPreparationApart) {

@@ -232,6 +232,26 @@ TEST_F(TuningDbTest, WeightPreparationTimeRoundTripsAndDefaultsToZero) {
   EXPECT_EQ(raw_query_int(path_, "SELECT count(*) FROM trial WHERE prep_ms > 0"), 1);
 }
 
+TEST_F(TuningDbTest, FinalsFlagRoundTripsAndASweepClearsIt) {
+  TuningDb db = open_with_run();
+  TrialResult finalist = ok_trial("ffma_a", 2.5);
+  finalist.timed_in_finals = true;
+  db.record_trial(run_id_, device_id_, finalist);
+  db.record_trial(run_id_, device_id_, ok_trial("ffma_b", 2.25));
+  auto stored = db.trials(h100().key(), headline_highest());
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].result.config.name, "ffma_b");
+  EXPECT_FALSE(stored[0].result.timed_in_finals);
+  EXPECT_TRUE(stored[1].result.timed_in_finals);
+  EXPECT_EQ(raw_query_int(path_, "SELECT count(*) FROM trial WHERE timed_in_finals = 1"), 1);
+  // A later sweep (a --retune) measures the config again: its row then holds a sweep time.
+  db.record_trial(run_id_, device_id_, ok_trial("ffma_a", 2.75));
+  stored = db.trials(h100().key(), headline_highest());
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_FALSE(stored[1].result.timed_in_finals);
+  EXPECT_DOUBLE_EQ(stored[1].result.timing->median_ms, 2.75);
+}
+
 TEST_F(TuningDbTest, FailedTrialRoundTripsWithoutTimingOrError) {
   TuningDb db = open_with_run();
   const TrialResult trial = failed_trial("ffma_t256x256_s4", TrialStatus::kCompileFailed);
@@ -530,6 +550,7 @@ TEST_F(TuningDbTest, MigratesVersion1DatabaseKeepingItsRows) {
   EXPECT_EQ(stored[0].result.error->allclose_violations, 0);
   EXPECT_EQ(stored[0].result.registers, 0);
   EXPECT_DOUBLE_EQ(stored[0].result.prep_ms, 0.0);  // version 4's column, 0 for old rows
+  EXPECT_FALSE(stored[0].result.timed_in_finals);   // version 5's: unknown, so not claimed
   EXPECT_EQ(stored[1].result.status, TrialStatus::kCompileFailed);
   EXPECT_FALSE(stored[1].result.error.has_value());
 
@@ -555,6 +576,7 @@ TEST_F(TuningDbTest, ReadOnlyReadsVersion1WithoutMigrating) {
     ASSERT_TRUE(stored[0].result.error.has_value());
     EXPECT_FALSE(stored[1].result.error.has_value());
     EXPECT_DOUBLE_EQ(stored[0].result.prep_ms, 0.0);  // a version-1 file has no prep_ms column
+    EXPECT_FALSE(stored[0].result.timed_in_finals);   // nor timed_in_finals
     EXPECT_FALSE(db.latest_baseline("", headline_highest(), "cublas").has_value());
     EXPECT_TRUE(db.bests(h100().key(), Dtype::kFloat32, Policy::kHighest).empty());
   }

@@ -194,12 +194,24 @@ int run_query(const QueryCommand& command) {
       continue;
     }
     // Each row's time is its latest measurement: a tune's sweep, or for its finalists its
-    // finals, taken in different states of the GPU. So the fastest row here need not be the
-    // stored best, which the last tune's finals chose (and which `best` and the resolver use).
+    // finals (re-timed together, interleaved with the baselines), taken in different states of
+    // the GPU. As in `tune`'s ranking, the finals decide: their rows come first, then the sweep
+    // rows, each by time; the stored best won the finals (`best` and the resolver use it).
     const auto best = db.best(device, command.shape);
-    std::printf(
-        "      (times: each row's latest measurement, in a tune's sweep or its finals; the \"stored best\" "
-        "won the finals)\n");
+    // Databases before schema version 5 (and tunes without finals) did not record which rows
+    // hold finals times.
+    const bool finals_known = std::any_of(current.begin(), current.end(),
+                                          [](const StoredTrial* trial) { return trial->result.timed_in_finals; });
+    if (finals_known)
+      std::printf(
+          "      (times: \"finals\" rows were re-timed together with the baseline in a tune's finals, which chose "
+          "the \"stored best\"; the others are sweep times, listed after them)\n");
+    else
+      std::printf(
+          "      (times: each row's latest measurement, in a tune's sweep or its finals; the \"stored best\" won "
+          "the finals)\n");
+    std::stable_partition(current.begin(), current.end(),
+                          [](const StoredTrial* trial) { return trial->result.timed_in_finals; });
     int shown = 0;
     auto print_rows = [&](const std::vector<const StoredTrial*>& rows, bool unused) {
       for (const StoredTrial* trial : rows) {
@@ -209,10 +221,13 @@ int run_query(const QueryCommand& command) {
         }
         ++shown;
         const bool is_best = best && best->result.config.name == trial->result.config.name;
+        const bool finals = trial->result.timed_in_finals;
         print_trial_row(unused ? 0 : shown, *trial, baseline,
-                        unused    ? resolver.unused_reason(trial->result)
-                        : is_best ? "stored best"
-                                  : nullptr);
+                        unused              ? resolver.unused_reason(trial->result)
+                        : is_best && finals ? "stored best, finals"
+                        : is_best           ? "stored best"
+                        : finals            ? "finals"
+                                            : nullptr);
       }
       return true;
     };

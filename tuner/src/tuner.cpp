@@ -346,6 +346,7 @@ TuneReport tune(const TuneOptions& options) {
   for (size_t f = 0; f < finalists.size(); ++f) {
     TrialResult updated = finalists[f].result;
     updated.timing = timing_from_json(finals->at("timings").at(f));
+    updated.timed_in_finals = true;
     db->record_trial(run_id, device_id, updated);
   }
   // The baselines timed interleaved with the finalists: the fair comparison. (The target's

@@ -57,6 +57,9 @@ struct TrialResult {
   /// Median ms of the family's one-time weight preparation for this problem (the 3xTF32
   /// big/small split), timed on its own; 0 for families that read w as it is.
   double prep_ms = 0;
+  /// Whether `timing` comes from a tune's finals (the finalists re-timed together, interleaved
+  /// with the baselines), not from its sweep.
+  bool timed_in_finals = false;
 };
 
 }  // namespace fusetune
