@@ -198,11 +198,11 @@ int run_query(const QueryCommand& command) {
     // the GPU. As in `tune`'s ranking, the finals decide: their rows come first, then the sweep
     // rows, each by time; the stored best won the finals (`best` and the resolver use it).
     const auto best = db.best(device, command.shape);
+    const auto sweep_rows = std::stable_partition(
+        current.begin(), current.end(), [](const StoredTrial* trial) { return trial->result.timed_in_finals; });
     // Databases before schema version 5 (and tunes without finals) did not record which rows
-    // hold finals times.
-    const bool finals_known = std::any_of(current.begin(), current.end(),
-                                          [](const StoredTrial* trial) { return trial->result.timed_in_finals; });
-    if (finals_known)
+    // hold finals times: then no row comes first.
+    if (sweep_rows != current.begin())
       std::printf(
           "      (times: \"finals\" rows were re-timed together with the baseline in a tune's finals, which chose "
           "the \"stored best\"; the others are sweep times, listed after them)\n");
@@ -210,8 +210,6 @@ int run_query(const QueryCommand& command) {
       std::printf(
           "      (times: each row's latest measurement, in a tune's sweep or its finals; the \"stored best\" won "
           "the finals)\n");
-    std::stable_partition(current.begin(), current.end(),
-                          [](const StoredTrial* trial) { return trial->result.timed_in_finals; });
     int shown = 0;
     auto print_rows = [&](const std::vector<const StoredTrial*>& rows, bool unused) {
       for (const StoredTrial* trial : rows) {
