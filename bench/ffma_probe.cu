@@ -6,6 +6,9 @@
 //        --check-only skips the timing, e.g. under compute-sanitizer; SUSTAIN=1 adds sustained
 //        clocks and power, see bench/sustain.h)
 // Other configs: -include a file that defines FFMA_PROBE_CONFIGS(X) (same form as below).
+// -DFFMA_PROBE_ORDER=1 builds every config with the `order` knob at 1 (column pairs).
+// PROBE_ONCE=1 skips the odd-shape checks and the timing: the baseline and each config run once
+// at the headline (still checked against the float64 reference), for Nsight Compute.
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -62,14 +65,18 @@
   X(32, 64, 8, 4, 4, 4, 1, 2, 1)
 #endif
 
+#ifndef FFMA_PROBE_ORDER
+#define FFMA_PROBE_ORDER 0
+#endif
+
 #define PROBE_NAME(tm, tn, tk, thm, thn, wm, v, st, g) \
   probe_m##tm##_n##tn##_k##tk##_tm##thm##_tn##thn##_w##wm##_v##v##_s##st##_g##g
 #define PROBE_THREADS(tm, tn, thm, thn, g) ((g) * ((tm) / (thm)) * ((tn) / (thn)))
 
-#define PROBE_DEFINE_KERNEL(tm, tn, tk, thm, thn, wm, v, st, g)                              \
-  extern "C" __global__ void __launch_bounds__(PROBE_THREADS(tm, tn, thm, thn, g))           \
-      PROBE_NAME(tm, tn, tk, thm, thn, wm, v, st, g)(const fusetune::FusedLinearArgs args) { \
-    fusetune::ffma::fused_linear<tm, tn, tk, thm, thn, wm, v, st, g>(args);                  \
+#define PROBE_DEFINE_KERNEL(tm, tn, tk, thm, thn, wm, v, st, g)                               \
+  extern "C" __global__ void __launch_bounds__(PROBE_THREADS(tm, tn, thm, thn, g))            \
+      PROBE_NAME(tm, tn, tk, thm, thn, wm, v, st, g)(const fusetune::FusedLinearArgs args) {  \
+    fusetune::ffma::fused_linear<tm, tn, tk, thm, thn, wm, v, st, g, FFMA_PROBE_ORDER>(args); \
   }
 FFMA_PROBE_CONFIGS(PROBE_DEFINE_KERNEL)
 
@@ -293,8 +300,10 @@ int main(int argc, char** argv) {
                           {129, 257, 31, 0.0f, false, 0}, {300, 130, 77, 2.0f, true, 0}, {50, 70, 1002, 2.0f, true, 0},
                           {64, 128, 4096, 2.0f, true, 0}, {65, 99, 333, 2.0f, true, 1}};
   bool all_ok = true;
-  std::printf("\n%-28s %-16s %10s %10s %6s %6s\n", "config", "shape", "max_abs", "rel_l2", "bad", "nonfin");
+  const bool once = std::getenv("PROBE_ONCE") != nullptr;
+  if (!once) std::printf("\n%-28s %-16s %10s %10s %6s %6s\n", "config", "shape", "max_abs", "rel_l2", "bad", "nonfin");
   for (const Shape& s : shapes) {
+    if (once) break;
     Problem p = make_problem(s.m, s.n, s.k, s.scale, s.bias, 1234 + s.m * 7 + s.k);
     DeviceProblem d(p, s.offset);
     for (const Config& c : kConfigs) {
@@ -312,7 +321,7 @@ int main(int argc, char** argv) {
   }
 
   // 2. Numerics: large |z| saturates (w scaled so |z| reaches ~1e3), NaN in -> NaN out.
-  {
+  if (!once) {
     Problem p = make_problem(40, 72, 64, 2.0f, true, 77);
     for (auto& v : p.w) v *= 4000.0f;                            // z in about [-1e3, 1e3]
     p.x[5 * p.k + 3] = std::numeric_limits<float>::quiet_NaN();  // row 5 of out is NaN
@@ -362,7 +371,8 @@ int main(int argc, char** argv) {
   PROBE_CUDA(cudaEventCreate(&start));
   PROBE_CUDA(cudaEventCreate(&stop));
   const double flop = 2.0 * hm * static_cast<double>(hn) * hk;
-  const double base_ms = median_ms([&] { launch_baseline(handle, p, d); }, flush, flush_bytes, start, stop);
+  const double base_ms =
+      once ? 0.0 : median_ms([&] { launch_baseline(handle, p, d); }, flush, flush_bytes, start, stop);
 
   std::printf("\nshape %dx%dx%d (m x n x k), s = 2, median of 20 (L2 flushed)\n", hm, hn, hk);
   std::printf("%-28s %8s %8s %7s %10s %7s %10s\n", "config", "ms", "TFLOP/s", "ratio", "maxdiff", "nonfin", "rel_l2");
@@ -382,7 +392,7 @@ int main(int argc, char** argv) {
     }
     const Check r = check_against_reference(p, out, 4096, 5);
     all_ok = all_ok && non_finite == 0 && r.bad == 0 && r.rel_l2 <= 2e-6;
-    const double ms = median_ms([&] { launch(c, p, d); }, flush, flush_bytes, start, stop);
+    const double ms = once ? 0.0 : median_ms([&] { launch(c, p, d); }, flush, flush_bytes, start, stop);
     std::printf("%-28s %8.3f %8.2f %7.3f %10.3g %7lld %10.3g\n", c.name, ms, flop / ms * 1e-9, ms / base_ms, max_diff,
                 non_finite, r.rel_l2);
     // SUSTAIN=1: a second of back-to-back launches of the baseline and the config, twice, with
