@@ -88,6 +88,24 @@ __device__ __forceinline__ void copy_async4_zfill(unsigned dst, const float* src
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
 
+/// 16-byte shared-memory load at a 32-bit .shared address. Plain C++ loads from the dynamic
+/// shared memory compile under NVRTC 13.0 (not under nvcc) to 64-bit addresses, and ptxas then
+/// schedules the fragment loads differently: on the H100 at 1024x8192x8192, the tuner's best
+/// config with these 32-bit loads and stores ran 1.1% faster than the best with the 64-bit ones
+/// (bench/RESULTS.md, session 14). volatile keeps them in order with the barriers.
+__device__ __forceinline__ float4 load_shared4(unsigned address) {
+  float4 v;
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "r"(address));
+  return v;
+}
+
+/// 4-byte shared-memory store at a 32-bit .shared address (see load_shared4).
+__device__ __forceinline__ void store_shared(unsigned address, float v) {
+  asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(address), "f"(v) : "memory");
+}
+
 __device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 
 /// Waits until at most kPending of this thread's committed copy groups are in flight.
@@ -234,8 +252,9 @@ struct TileCopy {
     next += kTileK * 4;
   }
 
-  /// kVec > 1: stores `staged` transposed into the stage S (kTileK x kPitch floats).
-  __device__ __forceinline__ void store(float* stage) const {
+  /// kVec > 1: stores `staged` transposed into the stage S (kTileK x kPitch floats) at .shared
+  /// address `stage`.
+  __device__ __forceinline__ void store(unsigned stage) const {
 #pragma unroll
     for (int d = 0; d < kRowsPerThread; ++d) {
 #pragma unroll
@@ -243,8 +262,9 @@ struct TileCopy {
         if (!has_sector(s)) continue;
 #pragma unroll
         for (int c = 0; c < kVec; ++c) {
-          stage[store_offset + (s * kSectorStep * 8 + c) * kPitch + d * kRowStep] =
-              staged[(d * kSectorsPerThread + s) * kVec + c];
+          store_shared(
+              stage + 4u * static_cast<unsigned>(store_offset + (s * kSectorStep * 8 + c) * kPitch + d * kRowStep),
+              staged[(d * kSectorsPerThread + s) * kVec + c]);
         }
       }
     }
@@ -269,7 +289,8 @@ struct TileCopy {
 /// were stored into stage (t+1) % 2 over the two k-steps before) and one group barrier
 /// publishes it, so the last k-step overlaps the first fragment reads of tile t+1. A stage
 /// is overwritten only after the barrier of the tile following its last reader: every read
-/// of it came before that barrier.
+/// of it came before that barrier. After the last tile these steps still run, on a stage
+/// nobody reads any more (see tile_body).
 ///
 /// Thread layout: warp = tid / 32 sits at (warp % kWarpsM, warp / kWarpsM) in the group's
 /// kWarpsM x kWarpsN grid of warp tiles; lane at (lane / kWarpN, lane % kWarpN) in the warp's
@@ -317,6 +338,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
   // Dynamic shared memory, declared as float4 for its 16-byte alignment; this group's part.
   extern __shared__ float4 fusetune_ffma_smem_v4[];
   float* const smem = reinterpret_cast<float*>(fusetune_ffma_smem_v4) + group * kStages * kStageFloats;
+  const unsigned smem_base = detail::shared_address(smem);  // the same, as a .shared address
   // Barrier over this group's threads only.
   auto group_barrier = [&]() {
     if constexpr (kGroups == 1) {
@@ -334,7 +356,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
 
   // vec = 1: issues the cp.async copies of tile t (in order, once each) into stage s.
   auto issue_tile = [&](int t, int s) {
-    const unsigned stage = detail::shared_address(smem) + static_cast<unsigned>(s * kStageFloats * 4);
+    const unsigned stage = smem_base + static_cast<unsigned>(s * kStageFloats * 4);
     const unsigned stage_w = stage + static_cast<unsigned>(kTileK * kPitchX * 4);
     if (k_tail && t == num_tiles - 1) {
       copy_x.template issue_async<true>(stage, ld_bytes, k - t * kTileK, x);
@@ -363,11 +385,12 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
 
   // Fragments of k-step kk of stage s: a[kThreadM] from Xs, b[kThreadN] from Ws.
   auto load_fragments = [&](float(&a)[kThreadM], float(&b)[kThreadN], int s, int kk) {
-    const float* xs = smem + s * kStageFloats + kk * kPitchX + frag_m;
-    const float* ws = smem + s * kStageFloats + kTileK * kPitchX + kk * kPitchW + frag_n;
+    const unsigned xs = smem_base + 4u * static_cast<unsigned>(s * kStageFloats + kk * kPitchX + frag_m);
+    const unsigned ws =
+        smem_base + 4u * static_cast<unsigned>(s * kStageFloats + kTileK * kPitchX + kk * kPitchW + frag_n);
 #pragma unroll
     for (int i = 0; i < kThreadM / 4; ++i) {
-      const float4 v = *reinterpret_cast<const float4*>(xs + i * 4 * kWarpM);
+      const float4 v = detail::load_shared4(xs + 16u * (i * kWarpM));
       a[4 * i + 0] = v.x;
       a[4 * i + 1] = v.y;
       a[4 * i + 2] = v.z;
@@ -375,7 +398,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
     }
 #pragma unroll
     for (int j = 0; j < kThreadN / 4; ++j) {
-      const float4 v = *reinterpret_cast<const float4*>(ws + j * 4 * kWarpN);
+      const float4 v = detail::load_shared4(ws + 16u * (j * kWarpN));
       b[4 * j + 0] = v.x;
       b[4 * j + 1] = v.y;
       b[4 * j + 2] = v.z;
@@ -402,18 +425,21 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
     detail::copy_async_wait<kStages - 2>();
   } else {
     load_tile(0);
-    copy_x.store(smem);
-    copy_w.store(smem + kTileK * kPitchX);
+    copy_x.store(smem_base);
+    copy_w.store(smem_base + kTileK * kPitchX * 4);
   }
   group_barrier();
   load_fragments(a[0], b[0], 0, 0);
 
   int stage = 0;  // tile t's stage
-  // One tile's k-steps. next_mode, a constant at each call (folded once inlined): 1 or 0
-  // when whether a next tile exists is known, -1 to test t + 1 < num_tiles at run time.
-  // (A plain lambda: NVRTC rejects generic lambdas in device code.)
-  auto tile_body = [&](const int t, const int next_mode) {
-    const bool has_next = next_mode >= 0 ? next_mode == 1 : t + 1 < num_tiles;
+  // One tile's k-steps. Only the copies of later tiles test whether those tiles exist. What
+  // runs inside the k-steps (vec > 1: the stores of the staged tile; the barrier; the next
+  // tile's first fragments) also runs after the last tile, on stale registers and a stage that
+  // nobody reads any more, so that the k-steps are one branch-free block for ptxas to schedule.
+  // H100, 1024x8192x8192, the tuner's finals (bench/RESULTS.md, session 14): the best vec 4
+  // config ran 3.4% faster than with those steps tested at run time, the best vec 1 config
+  // 1.8% faster than with the last tile peeled off, the earlier way to the same block.
+  auto tile_body = [&](const int t) {
     const int next_stage = stage + 1 == kStages ? 0 : stage + 1;
     if constexpr (kVec == 1) {
       // Tile t+kStages-1 goes to the stage of tile t-1, whose reads all preceded the barrier
@@ -424,7 +450,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
       }
       detail::copy_async_commit();
     } else {
-      if (has_next) load_tile(t + 1);
+      if (t + 1 < num_tiles) load_tile(t + 1);
     }
 #pragma unroll
     for (int kk = 0; kk < kTileK; ++kk) {
@@ -432,19 +458,17 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
       // before the barrier, so that its stores do not all queue up with the fragment reads
       // right after the barrier (the loads had kTileK - 3 k-steps to arrive).
       if constexpr (kVec > 1) {
-        if (kk == kTileK - 3 && has_next) copy_x.store(smem + next_stage * kStageFloats);
-        if (kk == kTileK - 2 && has_next) {
-          copy_w.store(smem + next_stage * kStageFloats + kTileK * kPitchX);
-        }
+        if (kk == kTileK - 3) copy_x.store(smem_base + next_stage * kStageFloats * 4);
+        if (kk == kTileK - 2) copy_w.store(smem_base + (next_stage * kStageFloats + kTileK * kPitchX) * 4);
       }
-      if (kk == kTileK - 1 && has_next) {
+      if (kk == kTileK - 1) {
         if constexpr (kVec == 1) detail::copy_async_wait<kStages - 2>();
         group_barrier();
       }
       // Fragments for the next k-step: this tile's kk + 1, or the next tile's first.
       if (kk + 1 < kTileK) {
         load_fragments(a[(kk + 1) % 2], b[(kk + 1) % 2], stage, kk + 1);
-      } else if (has_next) {
+      } else {
         load_fragments(a[(kk + 1) % 2], b[(kk + 1) % 2], next_stage, 0);
       }
       const float(&a_k)[kThreadM] = a[kk % 2];
@@ -469,15 +493,7 @@ __device__ __forceinline__ void fused_linear(const FusedLinearArgs& args) {
     }
     stage = next_stage;
   };
-  if constexpr (kVec == 1) {
-    // The last tile peeled off: the loop's tiles all have a next one, so their k-steps form
-    // one branch-free block for ptxas to schedule (H100, 1024x8192x8192: 128x256 t8x16 v1
-    // 5% faster). The vec 4 configs were 12% slower peeled, so they keep the run-time test.
-    for (int t = 0; t < num_tiles - 1; ++t) tile_body(t, 1);
-    tile_body(num_tiles - 1, 0);
-  } else {
-    for (int t = 0; t < num_tiles; ++t) tile_body(t, -1);
-  }
+  for (int t = 0; t < num_tiles; ++t) tile_body(t);
 
   // Epilogue: z = acc + bias, out = z + scale * sigmoid(z), straight from registers.
   // Thread element (i, j) is out[row0 + (i / 4) * 4 * kWarpM + i % 4][col0 + (j / 4) * 4 *
