@@ -91,7 +91,7 @@ __device__ __forceinline__ void copy_async4_zfill(unsigned dst, const float* src
 /// 16-byte shared-memory load at a 32-bit .shared address. Plain C++ loads from the dynamic
 /// shared memory compile under NVRTC 13.0 (not under nvcc) to 64-bit addresses, and ptxas then
 /// schedules the fragment loads differently: on the H100 at 1024x8192x8192, the tuner's best
-/// config with these 32-bit loads and stores ran 1.1% faster than the best with the 64-bit ones
+/// config with these 32-bit loads and stores ran 1.1-1.3% faster than the best with 64-bit ones
 /// (bench/RESULTS.md, session 14). volatile keeps them in order with the barriers.
 __device__ __forceinline__ float4 load_shared4(unsigned address) {
   float4 v;
