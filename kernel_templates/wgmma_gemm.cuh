@@ -292,6 +292,40 @@ __device__ __forceinline__ void tile_coordinates(int t, int tiles_m, int tiles_n
   tile_col = kRaster == 0 ? along_minor : along_major;
 }
 
+// ---- the columns of the tiles ----
+
+/// Where the tile columns of out start and how wide they are.
+/// - kTrim 0: ceil(n / kTileN) columns of kTileN (the last one cut off at n).
+/// - kTrim > 0: one column more than that (or as many as narrow columns alone need, if fewer),
+///   so that the tile count can fill the last wave of SMs. The columns are kTileN - kTrim
+///   wide, except the last `wide` ones, kTileN wide, as many as it takes to reach n. At the
+///   headline shape (n = 8192, kTileN 256, kTrim 8): 32 columns of 248 and one of 256, 264
+///   tiles of 128 rows, two per SM on 132 SMs, where 256 tiles of 128 x 256 leave 8 SMs idle
+///   through the second wave. The block still loads the w rows of a whole kTileN column; the
+///   narrow part is what the second split_n consumer computes and stores (kTileN / 2 - kTrim
+///   columns). The host's grid (the search space's grid_x) counts the columns the same way.
+template <int kTileN, int kTrim>
+struct TileColumns {
+  static constexpr int kNarrow = kTileN - kTrim;
+  int count;         ///< tile columns
+  int narrow_count;  ///< the first narrow_count of them are kNarrow wide
+
+  __device__ __forceinline__ explicit TileColumns(int n) {
+    count = (n + kTileN - 1) / kTileN;
+    narrow_count = 0;
+    if constexpr (kTrim > 0) {
+      count = min(count + 1, (n + kNarrow - 1) / kNarrow);
+      const int missing = n - count * kNarrow;  // columns of out that narrow columns alone leave out
+      narrow_count = count - (missing <= 0 ? 0 : (missing + kTrim - 1) / kTrim);
+    }
+  }
+  __device__ __forceinline__ int start(int column) const {
+    if constexpr (kTrim == 0) return column * kTileN;
+    return column < narrow_count ? column * kNarrow : narrow_count * kNarrow + (column - narrow_count) * kTileN;
+  }
+  __device__ __forceinline__ bool narrow(int column) const { return kTrim > 0 && column < narrow_count; }
+};
+
 // ---- the work of one block ----
 
 /// The work of one block as segments: k-blocks [kb_begin, kb_end) of one output tile.
@@ -643,8 +677,9 @@ __device__ __forceinline__ void store_interior(const HopperLinearArgs& args, con
 /// out from registers. wgmma's accumulator layout: thread (warp w, lane l) holds, for i in
 /// [0, kTileN / 2), row 16 w + l / 4 + 8 ((i / 2) % 2), column 8 (i / 4) + 2 (l % 4) + i % 2.
 /// Slices wholly inside out with even n (all but the edge tiles') store with no bounds checks
-/// (store_interior); the edge slices check each element.
-template <int kOperand, int kTileN>
+/// (store_interior); the edge slices check each element. kWidth < kTileN: the slice's first
+/// kWidth columns only (a narrow tile of TileColumns), through the checked path.
+template <int kOperand, int kTileN, int kWidth = kTileN>
 __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
                                             const TileBias<kOperand, kTileN>& bias, int slice_row0, int tile_col0,
                                             int thread) {
@@ -652,7 +687,8 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
   const int row = slice_row0 + 16 * warp + lane / 4;  // and row + 8
   const long long offset = static_cast<long long>(row) * args.n;
   const long long offset8 = offset + 8ll * args.n;
-  const bool interior = slice_row0 + 64 <= args.m && tile_col0 + kTileN <= args.n && args.n % 2 == 0;
+  const bool interior =
+      kWidth == kTileN && slice_row0 + 64 <= args.m && tile_col0 + kTileN <= args.n && args.n % 2 == 0;
   if (interior) {
     // A loop with no bounds checks at all (a branch per pair in the loop below made the TF32
     // kernel 4% slower). Rows that start on 16-byte boundaries (n a multiple of 4 fp32 or 8
@@ -667,7 +703,7 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
   const bool row_ok = row < args.m, row8_ok = row + 8 < args.m;
   const bool aligned_pair = args.n % 2 == 0;  // out rows start on pair boundaries
 #pragma unroll
-  for (int i = 0; i < kTileN / 2; i += 4) {
+  for (int i = 0; i < kWidth / 2; i += 4) {
     // acc[i], acc[i + 1]: (row, col), (row, col + 1); acc[i + 2], acc[i + 3]: the same columns of row + 8.
     const int col = tile_col0 + 8 * (i / 4) + 2 * (lane % 4);
     float bias0, bias1, out0, out1, out2, out3;
@@ -695,28 +731,36 @@ constexpr int kStoreBoxBytes = kStoreBoxRows * 128;
 /// kernel against register stores, but made fp32 outputs (twice the boxes) slower.
 /// `boxes_issued` counts this consumer's boxes so far (the same in all its threads): a buffer
 /// is written again only once TMA has read the box issued from it kStoreBuffers boxes ago.
-template <int kOperand, int kTileN, int kStoreBuffers>
+/// kWidth < kTileN: the slice's first kWidth columns only (a narrow tile of TileColumns). Its
+/// last box is moved left to end at column kWidth, so it overlaps the box before it (8 columns
+/// at kWidth 120), which both write with the same values: TMA stores whole boxes, and a box
+/// reaching past kWidth would overwrite the next tile's columns.
+template <int kOperand, int kTileN, int kStoreBuffers, int kWidth = kTileN>
 __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
                                                 const TileBias<kOperand, kTileN>& bias, int slice_row0, int tile_col0,
                                                 int thread, unsigned char* staging, int barrier_id, int& boxes_issued) {
   constexpr int kElementBytes = OperandTraits<kOperand>::kElementBytes;
   constexpr int kBoxCols = 128 / kElementBytes;
   constexpr int kGroupsPerBox = kBoxCols / 8;  // accumulator quads (8 columns each) per box
+  constexpr int kBoxes = (kWidth + kBoxCols - 1) / kBoxCols;
+  static_assert(kWidth % 8 == 0 && kWidth >= kBoxCols && kWidth <= kTileN, "whole quads, at least one box");
   const int warp = thread / 32, lane = thread % 32;
   const int row = 16 * warp + lane / 4;  // row of the box, and row + 8: the same swizzle (row % 8)
   // st.shared on 32-bit addresses: generic stores cost 64-bit address arithmetic, and ptxas
   // puts a MEMBAR before the proxy fence that follows them.
   const unsigned staging_address = shared_address(staging);
 #pragma unroll
-  for (int box = 0; box < kTileN / kBoxCols; ++box) {
-    const int box_col0 = tile_col0 + box * kBoxCols;
+  for (int box = 0; box < kBoxes; ++box) {
+    constexpr int kLastQuad = kWidth / 8 - kGroupsPerBox;  // the first quad of a box that ends at kWidth
+    const int first_quad = box * kGroupsPerBox < kLastQuad ? box * kGroupsPerBox : kLastQuad;
+    const int box_col0 = tile_col0 + first_quad * 8;
     if (box_col0 >= args.n) break;  // the same for the whole warpgroup
     const unsigned buffer_address = staging_address + (boxes_issued % kStoreBuffers) * kStoreBoxBytes;
     if (boxes_issued >= kStoreBuffers && thread == 0) wait_bulk_group_reads<kStoreBuffers - 1>();
     named_barrier_sync(barrier_id, kWarpgroupThreads);  // the buffer is free
 #pragma unroll
     for (int q = 0; q < kGroupsPerBox; ++q) {
-      const int i = 4 * (box * kGroupsPerBox + q);
+      const int i = 4 * (first_quad + q);
       const int col_in_box = 8 * q + 2 * (lane % 4);
       float bias0, bias1, out0, out1, out2, out3;
       bias.get(i / 4, bias0, bias1);
@@ -768,6 +812,23 @@ __device__ __forceinline__ void load_split_fragment(const unsigned char* slice, 
 
 // ---- the kernel body ----
 
+/// The products of one k-block (bf16 / fp16 / TF32, both operands from shared memory): for
+/// each of its kKSteps k-steps, one m64 x kN wgmma per 64-row slice. a_low and b_low are the
+/// descriptor low words of the stage's x rows and w rows of this consumer; `accumulate` false
+/// starts the sums (the tile's first k-block). kN may be narrower than the accumulator array
+/// (kRegs = 64, kN = 120: a narrow tile of TileColumns).
+template <int kOperand, int kN, int kSlices, int kRegs>
+__device__ __forceinline__ void issue_k_block(float (&acc)[kSlices][kRegs], unsigned a_low, unsigned b_low,
+                                              bool accumulate) {
+#pragma unroll
+  for (int step = 0; step < kKSteps; ++step) {
+#pragma unroll
+    for (int j = 0; j < kSlices; ++j)
+      wgmma_ss<kOperand, kN>(acc[j], matrix_descriptor(a_low + (j * 64 * kTileKBytes + step * kMmaKBytes) / 16),
+                             matrix_descriptor(b_low + step * kMmaKBytes / 16), accumulate || step > 0);
+  }
+}
+
 /// The body of `fusetune_kernel` for one config (see the search space for each knob):
 /// kTileM x kTileN output tile per block, kStages shared-memory stages, kConsumers consumer
 /// warpgroups, persistent tile loop or one tile per block, tile order (kRaster, kGroup), and
@@ -783,9 +844,11 @@ __device__ __forceinline__ void load_split_fragment(const unsigned char* slice, 
 /// args.partial_flags. kSplitN 0: cooperative consumers split the tile's rows, so each reads its
 /// x rows and the whole w tile (one m64 x tile_n wgmma per k-step); 1: they split its columns,
 /// so each reads all x rows and its half of the w tile (two m64 x tile_n / 2 wgmma per k-step,
-/// the arrangement of cuBLAS's bf16 kernel at the headline shape).
+/// the arrangement of cuBLAS's bf16 kernel at the headline shape). kTrim > 0: the tile columns
+/// are kTrim narrower but one more (TileColumns), and the second consumer of a narrow tile
+/// computes kTileN / 2 - kTrim columns.
 template <int kOperand, int kTileM, int kTileN, int kStages, int kConsumers, int kPersistent, int kRaster, int kGroup,
-          int kPromote, int kClusterM = 1, int kPingpong = 0, int kStoreBuffers = 0, int kSplitN = 0>
+          int kPromote, int kClusterM = 1, int kPingpong = 0, int kStoreBuffers = 0, int kSplitN = 0, int kTrim = 0>
 __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   using Traits = OperandTraits<kOperand>;
   // The part of a tile each consumer computes: all of it (pingpong), its rows (cooperative,
@@ -814,6 +877,10 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   static_assert(kClusterM == 1 || kClusterM == 2, "clusters of 1 or 2 blocks along m");
   static_assert(!kPingpong || kConsumers == 2, "pingpong takes two consumers");
   static_assert(kStoreBuffers >= 0, "store_buffers is 0 (stores from registers) or the staging buffers' count");
+  static_assert(
+      kTrim == 0 || (kTrim == 8 && kSplitN && kConsumerN == 128 && kPersistent == 1 && kClusterM == 1 && !kSplit),
+      "trim: 8 columns off the second of two split_n halves of 128 (wgmma N 120), data-parallel persistent, "
+      "no clusters, no 3xTF32");
   constexpr int kStagingBytesPerConsumer = kStoreBuffers * kStoreBoxBytes;
   constexpr int kTileABytes = kTileM * kTileKBytes;
   constexpr int kTileBBytes = kTileN * kTileKBytes;
@@ -871,7 +938,8 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
   // cluster takes the rank-th kTileM rows. (A cluster tile may reach past m: TMA then loads
   // zeros and the stores are predicated off.)
   const int tiles_m = (args.m + kClusterM * kTileM - 1) / (kClusterM * kTileM);
-  const int tiles_n = (args.n + kTileN - 1) / kTileN;
+  const TileColumns<kTileN, kTrim> columns(args.n);
+  const int tiles_n = columns.count;
   const int tiles = tiles_m * tiles_n;
   const int k_blocks = (args.k + Traits::kTileK - 1) / Traits::kTileK;
   const int first_tile = blockIdx.x / kClusterM;
@@ -890,7 +958,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
       int tile_row, tile_col, kb_begin, kb_end;
       while (work.next(tile_row, tile_col, kb_begin, kb_end)) {
         const int row0 = (tile_row * kClusterM + static_cast<int>(rank)) * kTileM;
-        const int shared_row0 = tile_col * kTileN + static_cast<int>(rank) * kSharedRows;
+        const int shared_row0 = columns.start(tile_col) + static_cast<int>(rank) * kSharedRows;
         for (int kb = kb_begin; kb < kb_end; ++kb) {
           // A fresh barrier counts as having completed the phase before phase 0, so the
           // first pass over the ring does not wait.
@@ -969,9 +1037,11 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         }
         if (turn > 1) mbarrier_wait(shared_address(&order[consumer]), (order_waits++) & 1);
       }
+      // The second split_n consumer of a narrow tile (TileColumns) computes kTrim fewer columns.
+      const bool narrow = kTrim > 0 && consumer == 1 && columns.narrow(tile_col);
       TileBias<kOperand, kConsumerN> bias;  // 16-bit and narrow TF32 slices: loaded now, before the products
       if (kb_begin == 0)
-        bias.load(args, tile_col * kTileN + consumer_col0, thread % 32);  // else a stream-K contributor
+        bias.load(args, columns.start(tile_col) + consumer_col0, thread % 32);  // else a stream-K contributor
       if constexpr (kSplit) {
 #pragma unroll
         for (int j = 0; j < kSlices; ++j)
@@ -979,7 +1049,10 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
           for (int i = 0; i < kConsumerN / 2; ++i) total[j][i] = 0.0f;
       }
       int previous_stage = -1;
-      auto k_block = [&](int kb) {
+      // narrow_block: this consumer computes kConsumerN - kTrim columns. Always a constant at
+      // the calls below, so that each copy of the k-loop issues one kind of wgmma and has no
+      // branch between them (a branch there made ptxas add warpgroup.arrive at its joins).
+      auto k_block = [&](int kb, bool narrow_block) {
         mbarrier_wait(shared_address(&full[stage]), phase);
         // Descriptor low words of this stage's x rows (of this consumer) and w tile.
         const unsigned a_low = a_low0 + stage * (kTileABytes / 16);
@@ -991,14 +1064,10 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
           wgmma_fence();
-#pragma unroll
-          for (int step = 0; step < kKSteps; ++step) {
-#pragma unroll
-            for (int j = 0; j < kSlices; ++j)
-              wgmma_ss<kOperand, kConsumerN>(
-                  acc[j], matrix_descriptor(a_low + (j * 64 * kTileKBytes + step * kMmaKBytes) / 16),
-                  matrix_descriptor(b_low + step * kMmaKBytes / 16), kb > kb_begin || step > 0);
-          }
+          if (kTrim > 0 && narrow_block)
+            issue_k_block<kOperand, kConsumerN - kTrim>(acc, a_low, b_low, kb > kb_begin);
+          else
+            issue_k_block<kOperand, kConsumerN>(acc, a_low, b_low, kb > kb_begin);
           wgmma_commit();
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
@@ -1061,9 +1130,16 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
       // Two k-blocks per iteration, the loop shape of the kernels measured in sessions 3 and 4.
       // (A single-k-block loop ran the pingpong configs 10% slower in one probe run, but with
       // the unroll back they stayed slow: the cause was not the loop, see bench/RESULTS.md.)
-      for (int kb = kb_begin; kb < kb_end; kb += 2) {
-        k_block(kb);
-        if (kb + 1 < kb_end) k_block(kb + 1);
+      if (kTrim > 0 && narrow) {
+        for (int kb = kb_begin; kb < kb_end; kb += 2) {
+          k_block(kb, true);
+          if (kb + 1 < kb_end) k_block(kb + 1, true);
+        }
+      } else {
+        for (int kb = kb_begin; kb < kb_end; kb += 2) {
+          k_block(kb, false);
+          if (kb + 1 < kb_end) k_block(kb + 1, false);
+        }
       }
       if constexpr (kPingpong)
         if (thread == 0) mbarrier_arrive(shared_address(&order[(consumer + 1) % kConsumers]));
@@ -1107,16 +1183,25 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         }
       }
       const int row0 = (tile_row * kClusterM + static_cast<int>(rank)) * kTileM + consumer_row0;
-      const int col0 = tile_col * kTileN + consumer_col0;
+      const int col0 = columns.start(tile_col) + consumer_col0;
+      // Narrow tiles (see TileColumns) store the consumer's first kConsumerN - kTrim columns.
+      constexpr int kNarrowN = kConsumerN - kTrim;
       auto epilogue = [&](const float(&result)[kConsumerN / 2], int slice_row0) {
         if constexpr (kStoreBuffers > 0) {
           if (args.out_tma) {
-            store_slice_tma<kOperand, kConsumerN, kStoreBuffers>(args, result, bias, slice_row0, col0, thread,
-                                                                 consumer_staging, barrier_id, boxes_issued);
+            if (narrow)
+              store_slice_tma<kOperand, kConsumerN, kStoreBuffers, kNarrowN>(
+                  args, result, bias, slice_row0, col0, thread, consumer_staging, barrier_id, boxes_issued);
+            else
+              store_slice_tma<kOperand, kConsumerN, kStoreBuffers>(args, result, bias, slice_row0, col0, thread,
+                                                                   consumer_staging, barrier_id, boxes_issued);
             return;
           }
         }
-        store_slice<kOperand, kConsumerN>(args, result, bias, slice_row0, col0, thread);
+        if (narrow)
+          store_slice<kOperand, kConsumerN, kNarrowN>(args, result, bias, slice_row0, col0, thread);
+        else
+          store_slice<kOperand, kConsumerN>(args, result, bias, slice_row0, col0, thread);
       };
 #pragma unroll
       for (int j = 0; j < kSlices; ++j) {

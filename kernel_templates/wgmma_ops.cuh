@@ -101,6 +101,26 @@ __device__ __forceinline__ void wgmma_ss_bf16_n256(float (&d)[128], unsigned lon
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
 
+/// D(64 x 120, fp32) (+)= A(64 x 16) * B(120 x 16)^T, A and B bf16 in shared memory. D is the first 60 of d.
+__device__ __forceinline__ void wgmma_ss_bf16_n120(float (&d)[64], unsigned long long desc_a, unsigned long long desc_b,
+                                                   int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %62, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n120k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, "
+      "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, "
+      "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59}, %60, %61, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+        "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+        "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+        "+f"(d[57]), "+f"(d[58]), "+f"(d[59])
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+
 /// D(64 x 64, fp32) (+)= A(64 x 16) * B(64 x 16)^T, A and B fp16 in shared memory.
 __device__ __forceinline__ void wgmma_ss_fp16_n64(float (&d)[32], unsigned long long desc_a, unsigned long long desc_b,
                                                   int accumulate) {
@@ -192,6 +212,26 @@ __device__ __forceinline__ void wgmma_ss_fp16_n256(float (&d)[128], unsigned lon
         "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]),
         "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]),
         "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+
+/// D(64 x 120, fp32) (+)= A(64 x 16) * B(120 x 16)^T, A and B fp16 in shared memory. D is the first 60 of d.
+__device__ __forceinline__ void wgmma_ss_fp16_n120(float (&d)[64], unsigned long long desc_a, unsigned long long desc_b,
+                                                   int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %62, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n120k16.f32.f16.f16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, "
+      "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, "
+      "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59}, %60, %61, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+        "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+        "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+        "+f"(d[57]), "+f"(d[58]), "+f"(d[59])
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
 
@@ -289,6 +329,26 @@ __device__ __forceinline__ void wgmma_ss_tf32_n256(float (&d)[128], unsigned lon
       : "l"(desc_a), "l"(desc_b), "r"(accumulate));
 }
 
+/// D(64 x 120, fp32) (+)= A(64 x 8) * B(120 x 8)^T, A and B tf32 in shared memory. D is the first 60 of d.
+__device__ __forceinline__ void wgmma_ss_tf32_n120(float (&d)[64], unsigned long long desc_a, unsigned long long desc_b,
+                                                   int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %62, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n120k8.f32.tf32.tf32 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, "
+      "%24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, "
+      "%46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59}, %60, %61, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]),
+        "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]),
+        "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]),
+        "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]),
+        "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]),
+        "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]),
+        "+f"(d[57]), "+f"(d[58]), "+f"(d[59])
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate));
+}
+
 /// D(64 x 64, fp32) (+)= A(64 x 8) * B(64 x 8)^T, TF32; A in registers (4 per thread), B in shared memory.
 __device__ __forceinline__ void wgmma_rs_tf32_n64(float (&d)[32], const unsigned (&a)[4], unsigned long long desc_b,
                                                   int accumulate) {
@@ -326,8 +386,9 @@ __device__ __forceinline__ void wgmma_rs_tf32_n128(float (&d)[64], const unsigne
 }
 
 /// wgmma with A and B in shared memory for operand kind kOperand (hopper_args.cuh) and N columns.
-template <int kOperand, int kN>
-__device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], unsigned long long desc_a, unsigned long long desc_b,
+/// kRegs: the accumulator array, kN / 2 registers (or 64 for the narrow N = 120).
+template <int kOperand, int kN, int kRegs>
+__device__ __forceinline__ void wgmma_ss(float (&d)[kRegs], unsigned long long desc_a, unsigned long long desc_b,
                                          int accumulate) {
   if constexpr (kOperand == kOperandBf16 && kN == 64) {
     wgmma_ss_bf16_n64(d, desc_a, desc_b, accumulate);
@@ -337,6 +398,8 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], unsigned long long 
     wgmma_ss_bf16_n192(d, desc_a, desc_b, accumulate);
   } else if constexpr (kOperand == kOperandBf16 && kN == 256) {
     wgmma_ss_bf16_n256(d, desc_a, desc_b, accumulate);
+  } else if constexpr (kOperand == kOperandBf16 && kN == 120) {
+    wgmma_ss_bf16_n120(d, desc_a, desc_b, accumulate);
   } else if constexpr (kOperand == kOperandFp16 && kN == 64) {
     wgmma_ss_fp16_n64(d, desc_a, desc_b, accumulate);
   } else if constexpr (kOperand == kOperandFp16 && kN == 128) {
@@ -345,6 +408,8 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], unsigned long long 
     wgmma_ss_fp16_n192(d, desc_a, desc_b, accumulate);
   } else if constexpr (kOperand == kOperandFp16 && kN == 256) {
     wgmma_ss_fp16_n256(d, desc_a, desc_b, accumulate);
+  } else if constexpr (kOperand == kOperandFp16 && kN == 120) {
+    wgmma_ss_fp16_n120(d, desc_a, desc_b, accumulate);
   } else if constexpr ((kOperand == kOperandTf32 || kOperand == kOperandTf32x3) && kN == 64) {
     wgmma_ss_tf32_n64(d, desc_a, desc_b, accumulate);
   } else if constexpr ((kOperand == kOperandTf32 || kOperand == kOperandTf32x3) && kN == 128) {
@@ -353,6 +418,8 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], unsigned long long 
     wgmma_ss_tf32_n192(d, desc_a, desc_b, accumulate);
   } else if constexpr ((kOperand == kOperandTf32 || kOperand == kOperandTf32x3) && kN == 256) {
     wgmma_ss_tf32_n256(d, desc_a, desc_b, accumulate);
+  } else if constexpr ((kOperand == kOperandTf32 || kOperand == kOperandTf32x3) && kN == 120) {
+    wgmma_ss_tf32_n120(d, desc_a, desc_b, accumulate);
   } else {
     static_assert(kN < 0, "no wgmma_ss wrapper for this operand kind and N: add it to scripts/gen_wgmma_ops.py");
   }

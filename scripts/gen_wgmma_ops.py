@@ -12,6 +12,10 @@ import subprocess
 # (suffix, PTX type, k per instruction, transpose immediates?) of A/B-from-shared-memory forms.
 SS_KINDS = [("bf16", "bf16", 16, True), ("fp16", "f16", 16, True), ("tf32", "tf32", 8, False)]
 SS_N = [64, 128, 192, 256]
+# Narrow halves: split_n consumers of the tiles that `trim` makes 8 columns narrower (248 of 256)
+# compute 120 columns. Their wrappers take the 64 accumulators of a 128-column half and leave
+# the last 4 alone, so the kernel keeps one accumulator array for both widths.
+NARROW_N = {120: 128}
 # A-from-registers form: only 3xTF32, which splits x into big and small parts in registers; its
 # accumulator cap (64 rows x tile_n / 128 <= 64 registers) keeps tile_n at 128 or less.
 RS_N = [64, 128]
@@ -27,10 +31,12 @@ def accumulators(count):
 
 def ss_wrapper(suffix, ptx_type, k, transposes, n):
     regs = n // 2
+    array = NARROW_N.get(n, n) // 2  # the accumulator array the wrapper takes (its first `regs` are D)
     desc_a, desc_b, scale_d = regs, regs + 1, regs + 2
     tail = ", 1, 1, 0, 0" if transposes else ", 1, 1"
-    return f"""/// D(64 x {n}, fp32) (+)= A(64 x {k}) * B({n} x {k})^T, A and B {suffix} in shared memory.
-__device__ __forceinline__ void wgmma_ss_{suffix}_n{n}(float (&d)[{regs}], unsigned long long desc_a,
+    note = f" D is the first {regs} of d." if array != regs else ""
+    return f"""/// D(64 x {n}, fp32) (+)= A(64 x {k}) * B({n} x {k})^T, A and B {suffix} in shared memory.{note}
+__device__ __forceinline__ void wgmma_ss_{suffix}_n{n}(float (&d)[{array}], unsigned long long desc_a,
                                                      unsigned long long desc_b, int accumulate) {{
   asm volatile(
       "{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{scale_d}, 0;\\n"
@@ -61,13 +67,14 @@ __device__ __forceinline__ void wgmma_rs_tf32_n{n}(float (&d)[{regs}], const uns
 def dispatch():
     lines = [
         "/// wgmma with A and B in shared memory for operand kind kOperand (hopper_args.cuh) and N columns.",
-        "template <int kOperand, int kN>",
-        "__device__ __forceinline__ void wgmma_ss(float (&d)[kN / 2], unsigned long long desc_a, unsigned long long desc_b,",
+        "/// kRegs: the accumulator array, kN / 2 registers (or 64 for the narrow N = 120).",
+        "template <int kOperand, int kN, int kRegs>",
+        "__device__ __forceinline__ void wgmma_ss(float (&d)[kRegs], unsigned long long desc_a, unsigned long long desc_b,",
         "                                         int accumulate) {",
     ]
     first = True
     for suffix, operand in [("bf16", "kOperandBf16"), ("fp16", "kOperandFp16"), ("tf32", None)]:
-        for n in SS_N:
+        for n in SS_N + list(NARROW_N):
             cond = f"kOperand == {operand}" if operand else "(kOperand == kOperandTf32 || kOperand == kOperandTf32x3)"
             keyword = "if constexpr" if first else "} else if constexpr"
             lines.append(f"  {keyword} ({cond} && kN == {n}) {{")
@@ -108,7 +115,7 @@ def main():
         "",
     ]
     for suffix, ptx_type, k, transposes in SS_KINDS:
-        for n in SS_N:
+        for n in SS_N + list(NARROW_N):
             out.append(ss_wrapper(suffix, ptx_type, k, transposes, n))
     for n in RS_N:
         out.append(rs_wrapper(n))

@@ -261,6 +261,38 @@ TEST_F(FamiliesGpu, WgmmaEpiloguesAreCorrectWithWideAndNarrowInteriorStores) {
     EXPECT_GE(check_spread(family, {{130, 264, 256}, {130, 266, 256}}, 5, 53), 8) << family;
 }
 
+// trim 8 (TileColumns in wgmma_gemm.cuh): one tile column more than 256-wide tiles need, 248
+// wide but for the last ones, whose second consumer issues m64n120 wgmma and stores its 120
+// columns in two overlapping TMA boxes, or from registers when out's rows are no 16-byte
+// multiples. The shapes give: 33 columns with a last wide one cut off at n (8190), exactly one
+// wide column (8192), narrow columns only with a ragged last one (520, 1000), register stores
+// (8191, odd), and row tails. Every trim config of both 16-bit families runs on some shape.
+TEST_F(FamiliesGpu, TrimmedTileColumnsAreCorrectOnTails) {
+  const std::vector<ProblemShape> dims = {
+      {130, 8190, 256}, {257, 8192, 64}, {64, 520, 136}, {1000, 1000, 264}, {65, 8191, 136}};
+  for (const std::string family : {"wgmma_bf16", "wgmma_fp16"}) {
+    const SearchSpace space = load_search_space(family);
+    const Problem problem{space.dtypes().front(), space.policies().front()};
+    std::vector<KernelConfig> trimmed;
+    for (const KernelConfig& config : space.valid_configs(device_.limits))
+      if (config.knob("trim") > 0) trimmed.push_back(config);
+    ASSERT_GE(trimmed.size(), 8u) << family;
+    std::size_t next = 0;
+    for (const ProblemShape& d : dims) {
+      const ProblemShape shape = with(d, problem);
+      Verifier verifier(shape, make_random_inputs(shape, 90 + int(next)), stream_.get(), cublas_.get());
+      // A different share of the configs on each shape, all of them across the shapes.
+      const std::size_t share = (trimmed.size() + dims.size() - 1) / dims.size();
+      for (std::size_t i = 0; i < share && next < trimmed.size(); ++i, ++next) {
+        const Verdict verdict = run_config(space, trimmed[next], verifier, shape);
+        EXPECT_TRUE(verdict.passed) << trimmed[next].name << " on " << shape.dims() << ": " << verdict.message;
+        EXPECT_LE(verdict.error.relative_l2, relative_error_bound(shape.policy)) << trimmed[next].name;
+      }
+    }
+    EXPECT_EQ(next, trimmed.size()) << family;
+  }
+}
+
 // Stream-K (persistent 2): the wgmma families' configs that split tiles' k-blocks between
 // blocks, on shapes with fewer tiles than SMs and long k (the case it exists for), with more
 // teams than k-blocks (empty ranges), with idle team members (fewer tile-rows than the team)

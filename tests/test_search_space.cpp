@@ -247,7 +247,7 @@ TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
     bool split;      ///< 3xTF32: three products, a promoted accumulator
     bool prepared;   ///< reads the big/small halves fusetune_prepare_weight wrote (3xTF32)
     bool tf32_maps;  ///< TMA rounds x and w to TF32 (TF32)
-    bool tma_store;  ///< has the store_buffers knob (16-bit outputs)
+    bool tma_store;  ///< has the store_buffers knob (16-bit outputs), and the trim knob
   };
   for (const Family& family : {Family{"wgmma_bf16", Dtype::kBFloat16, Policy::kHalf, false, false, false, true},
                                Family{"wgmma_fp16", Dtype::kFloat16, Policy::kHalf, false, false, false, true},
@@ -260,11 +260,14 @@ TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
     EXPECT_EQ(space.weight_prep(), family.prepared ? WeightPrep::kTf32Split : WeightPrep::kNone);
     EXPECT_EQ(space.tma_operand_type(), family.tf32_maps ? TmaOperandType::kTf32 : TmaOperandType::kNative);
     EXPECT_EQ(space.has_knob("store_buffers"), family.tma_store);
-    // fused_linear's parameters: kStoreBuffers 12th, then kSplitN (its default 0 where absent)
-    ASSERT_EQ(space.template_args().size(), family.split ? 12u : 13u);
+    // fused_linear's parameters: kStoreBuffers 12th, then kSplitN and kTrim (their defaults 0
+    // where absent)
+    ASSERT_EQ(space.template_args().size(), family.split ? 12u : family.tma_store ? 14u : 13u);
     EXPECT_EQ(space.template_args()[11].knob, family.tma_store ? "store_buffers" : "");
     EXPECT_EQ(space.has_knob("split_n"), !family.split);
     if (!family.split) EXPECT_EQ(space.template_args()[12].knob, "split_n");
+    EXPECT_EQ(space.has_knob("trim"), family.tma_store);
+    if (family.tma_store) EXPECT_EQ(space.template_args()[13].knob, "trim");
     EXPECT_TRUE(space.supports(family.dtype, family.policy));
     ASSERT_GE(space.template_args().size(), 9u);
     EXPECT_EQ(space.template_args()[0].knob, "");                             // the operand kind, a constant
@@ -288,13 +291,26 @@ TEST(SearchSpace, WgmmaSpacesKeepTheKernelsContract) {
       if (pingpong) EXPECT_TRUE(consumers == 2 && config.knob("persistent") == 1) << config.name;
       if (split_n) EXPECT_TRUE(consumers == 2 && !pingpong && cols % 64 == 0) << config.name;
       EXPECT_LE(rows * cols / 128, accumulator_cap) << config.name;
+      // trim: the second split_n half of 128 columns narrows to 120 (wgmma N), in the
+      // data-parallel persistent loop, with TMA stores.
+      const std::int64_t trim = space.has_knob("trim") ? config.knob("trim") : 0;
+      if (trim > 0)
+        EXPECT_TRUE(trim == 8 && split_n && cols == 128 && config.knob("persistent") == 1 && !pingpong &&
+                    config.knob("store_buffers") > 0)
+            << config.name;
       const LaunchGeometry geometry = space.launch_geometry(config, headline, h100);
       EXPECT_EQ(geometry.threads, 128 * (consumers + 1)) << config.name;
       const std::int64_t staging = family.tma_store ? consumers * config.knob("store_buffers") * 8192 : 0;
       EXPECT_EQ(geometry.smem_bytes, stages * 128 * (tile_m + (family.split ? 2 : 1) * tile_n) + 2048 + staging)
           << config.name;
       const std::int64_t tiles_m = (headline.m + tile_m - 1) / tile_m;
-      const std::int64_t tiles = tiles_m * ((headline.n + tile_n - 1) / tile_n);
+      // With trim, one tile column more (TileColumns in wgmma_gemm.cuh): 33 of 248 or 256 at
+      // the headline, where 256-wide tiles take 32.
+      const std::int64_t columns = trim > 0 ? std::min((headline.n + tile_n - 1) / tile_n + 1,
+                                                       (headline.n + tile_n - trim - 1) / (tile_n - trim))
+                                            : (headline.n + tile_n - 1) / tile_n;
+      if (trim > 0) EXPECT_EQ(columns, 33) << config.name;
+      const std::int64_t tiles = tiles_m * columns;
       // Stream-K (persistent 2) launches whole teams of min(group, tile-rows) blocks, one per SM
       // at most, and shares w tiles within a team (raster 0); it has no pingpong.
       const std::int64_t team = std::min(config.knob("group"), tiles_m);
