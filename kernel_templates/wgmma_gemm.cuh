@@ -323,6 +323,7 @@ struct TileColumns {
     if constexpr (kTrim == 0) return column * kTileN;
     return column < narrow_count ? column * kNarrow : narrow_count * kNarrow + (column - narrow_count) * kTileN;
   }
+  /// (A constant false for kTrim 0, so the narrow paths fold away there.)
   __device__ __forceinline__ bool narrow(int column) const { return kTrim > 0 && column < narrow_count; }
 };
 
@@ -744,6 +745,7 @@ __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, co
   constexpr int kGroupsPerBox = kBoxCols / 8;  // accumulator quads (8 columns each) per box
   constexpr int kBoxes = (kWidth + kBoxCols - 1) / kBoxCols;
   static_assert(kWidth % 8 == 0 && kWidth >= kBoxCols && kWidth <= kTileN, "whole quads, at least one box");
+  constexpr int kLastQuad = kWidth / 8 - kGroupsPerBox;  // the first quad of a box that ends at kWidth
   const int warp = thread / 32, lane = thread % 32;
   const int row = 16 * warp + lane / 4;  // row of the box, and row + 8: the same swizzle (row % 8)
   // st.shared on 32-bit addresses: generic stores cost 64-bit address arithmetic, and ptxas
@@ -751,7 +753,6 @@ __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, co
   const unsigned staging_address = shared_address(staging);
 #pragma unroll
   for (int box = 0; box < kBoxes; ++box) {
-    constexpr int kLastQuad = kWidth / 8 - kGroupsPerBox;  // the first quad of a box that ends at kWidth
     const int first_quad = box * kGroupsPerBox < kLastQuad ? box * kGroupsPerBox : kLastQuad;
     const int box_col0 = tile_col0 + first_quad * 8;
     if (box_col0 >= args.n) break;  // the same for the whole warpgroup
@@ -1038,7 +1039,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         if (turn > 1) mbarrier_wait(shared_address(&order[consumer]), (order_waits++) & 1);
       }
       // The second split_n consumer of a narrow tile (TileColumns) computes kTrim fewer columns.
-      const bool narrow = kTrim > 0 && consumer == 1 && columns.narrow(tile_col);
+      const bool narrow = consumer == 1 && columns.narrow(tile_col);
       TileBias<kOperand, kConsumerN> bias;  // 16-bit and narrow TF32 slices: loaded now, before the products
       if (kb_begin == 0)
         bias.load(args, columns.start(tile_col) + consumer_col0, thread % 32);  // else a stream-K contributor
@@ -1064,7 +1065,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
 #pragma unroll
           for (int j = 0; j < kSlices; ++j) fence_registers(acc[j]);
           wgmma_fence();
-          if (kTrim > 0 && narrow_block)
+          if (narrow_block)
             issue_k_block<kOperand, kConsumerN - kTrim>(acc, a_low, b_low, kb > kb_begin);
           else
             issue_k_block<kOperand, kConsumerN>(acc, a_low, b_low, kb > kb_begin);
@@ -1130,7 +1131,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
       // Two k-blocks per iteration, the loop shape of the kernels measured in sessions 3 and 4.
       // (A single-k-block loop ran the pingpong configs 10% slower in one probe run, but with
       // the unroll back they stayed slow: the cause was not the loop, see bench/RESULTS.md.)
-      if (kTrim > 0 && narrow) {
+      if (narrow) {
         for (int kb = kb_begin; kb < kb_end; kb += 2) {
           k_block(kb, true);
           if (kb + 1 < kb_end) k_block(kb + 1, true);
