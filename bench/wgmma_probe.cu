@@ -425,11 +425,16 @@ int main(int argc, char** argv) {
   }
 
   using namespace fusetune;
-  // Session 15: trim (one more tile column, 8 narrower: 264 tiles fill two waves on 132 SMs).
+  // Session 16: the halved-bias epilogue (A/B between builds: the old template first on the
+  // include path).
   for (int round = 0; round < 3; ++round) {
     std::printf("-- round %d: bf16 against cuBLAS bf16 alone\n", round);
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1, 0>(p, cublas_bf16, "coop tr0");
-    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1, 8>(p, cublas_bf16, "coop tr8");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1, 0>(p, cublas_bf16, "tr0");
+    run_config<kOperandBf16, 128, 256, 4, 2, 1, 0, 8, 0, 1, 0, kNew, 2, 1, 8>(p, cublas_bf16, "tr8");
   }
+  std::printf("-- TF32 against cuBLAS TF32 alone\n");
+  run_config<kOperandTf32, 128, 256, 4, 2, 1, 0, 16, 0, 1, 0, kNew, 0, 1, 0>(p, cublas_tf32, "tf32");
+  std::printf("-- 3xTF32 against cuBLAS SGEMM alone\n");
+  run_config<kOperandTf32x3, 128, 128, 3, 2, 1, 1, 1, 4, 1, 0, kNew, 0, 0, 0>(p, cublas_sgemm, "3xtf32");
   return 0;
 }

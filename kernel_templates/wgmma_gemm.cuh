@@ -465,28 +465,34 @@ __device__ __forceinline__ void wait_for_flag(const int* flag) {
 /// (MUFU issues 16 results per clock per SM: 2048 clocks, about 1.3 us, of a bf16 128x256 tile's 2.3 us
 /// epilogue on the H100; the rest is the bias, the other arithmetic and the stores.)
 /// - bf16 / fp16 and TF32 outputs: out = z + s sigmoid(z) = (z + s/2) + (s/2) tanh(z/2), one
-///   tanh.approx.f32 per element and four other operations. Its error, at most 2^-11 relative
-///   in tanh, is below the rounding of a 16-bit output, and TF32's operands (10-bit mantissas)
-///   dominate that policy's error. (tanh.approx.f16x2 does not halve the MUFU work: on sm_90
-///   ptxas issues one MUFU.TANH.F16 per half, and the f16 conversions and clamps around it
-///   cost more instructions than it saved; bench/RESULTS.md, session 9.)
+///   tanh.approx.f32 per element and three fma. The biases arrive halved (TileBias), so
+///   h = z/2 = fma(acc, 1/2, bias/2) and z + s/2 = fma(h, 2, s/2). Halving and doubling are
+///   exact (above 2^-125 in magnitude), so h = round(acc + bias) / 2 and the outputs are bit
+///   for bit those of z = acc + bias, then z/2: one operation per element fewer (bf16 0.2%
+///   faster on the H100, bench/RESULTS.md session 16). The error, at most 2^-11 relative in tanh, is below the
+///   rounding of a 16-bit output, and TF32's operands (10-bit mantissas) dominate that
+///   policy's error. (tanh.approx.f16x2 does not halve the MUFU work: on sm_90 ptxas issues
+///   one MUFU.TANH.F16 per half, and the f16 conversions and clamps around it cost more
+///   instructions than it saved; bench/RESULTS.md, session 9.)
 /// - 3xTF32 (policy highest, 2e-6): ex2.approx and rcp.approx, two MUFU operations per
 ///   element, a few ulp each: a few 1e-7 relative in sigmoid.
 /// Saturation and NaN behave as in fused_epilogue: tanh(+-inf) = +-1, so z = -inf gives
 /// -inf + s/2 - s/2 = -inf and large negative z gives z (+ s/2 - s/2); z < -88.7 gives
 /// exp2 = inf and rcp(inf) = 0 exactly; large z gives sigmoid 1; NaN gives NaN.
+/// bias0 and bias1 are TileBias::get's: halved but for 3xTF32.
 template <int kOperand>
 __device__ __forceinline__ void fast_fused_epilogue(float acc0, float acc1, float bias0, float bias1, float scale,
                                                     float& out0, float& out1) {
-  const float z0 = acc0 + bias0, z1 = acc1 + bias1;
   if constexpr (kOperand != kOperandTf32x3) {
     const float half_scale = 0.5f * scale;
+    const float half0 = fmaf(acc0, 0.5f, bias0), half1 = fmaf(acc1, 0.5f, bias1);  // z / 2
     float tanh0, tanh1;
-    asm("tanh.approx.f32 %0, %1;" : "=f"(tanh0) : "f"(0.5f * z0));
-    asm("tanh.approx.f32 %0, %1;" : "=f"(tanh1) : "f"(0.5f * z1));
-    out0 = fmaf(half_scale, tanh0, z0 + half_scale);
-    out1 = fmaf(half_scale, tanh1, z1 + half_scale);
+    asm("tanh.approx.f32 %0, %1;" : "=f"(tanh0) : "f"(half0));
+    asm("tanh.approx.f32 %0, %1;" : "=f"(tanh1) : "f"(half1));
+    out0 = fmaf(half_scale, tanh0, fmaf(half0, 2.0f, half_scale));
+    out1 = fmaf(half_scale, tanh1, fmaf(half1, 2.0f, half_scale));
   } else {
+    const float z0 = acc0 + bias0, z1 = acc1 + bias1;
     float exp0, exp1, sigmoid0, sigmoid1;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(exp0) : "f"(z0 * -1.4426950408889634f));
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(exp1) : "f"(z1 * -1.4426950408889634f));
@@ -517,6 +523,8 @@ struct TileBias {
   /// before the products: 32 registers, which 256-wide slices (64) and 3xTF32 (its promoted
   /// sums) cannot spare (spills, bench/RESULTS.md session 5).
   static constexpr bool kPreloaded32 = kOperand == kOperandTf32 && kTileN <= 128;
+  /// What get() multiplies the fp32 biases it reads from global memory by (see get).
+  static constexpr float kReadScale = kOperand == kOperandTf32x3 ? 1.0f : 0.5f;
   unsigned pairs[kPacked ? kPairs : 1];         ///< 16-bit: pair q, first column in the low half
   float pairs32[kPreloaded32 ? kPairs : 1][2];  ///< preloaded TF32: pair q
   const float* bias32;                          ///< fp32: the bias, or null
@@ -549,6 +557,25 @@ struct TileBias {
     }
   }
 
+  /// Halves the preloaded biases once per tile, after the products (right after the loads it
+  /// would wait for them there, before the tile's first wgmma: 2% slower, bench/RESULTS.md
+  /// session 16). bf16 pairs take a packed multiply by 1/2 each, exact but for biases below
+  /// 2^-125 in magnitude, which bf16 keeps as subnormals; fp16's subnormals start at 2^-14, so
+  /// fp16 halves after unpacking, in fp32 (get); preloaded TF32 biases are fp32 already.
+  __device__ __forceinline__ void halve() {
+    if constexpr (kOperand == kOperandBf16) {
+#pragma unroll
+      for (int q = 0; q < kPairs; ++q) asm("mul.rn.bf16x2 %0, %0, %1;" : "+r"(pairs[q]) : "r"(0x3f003f00u));
+    }
+    if constexpr (kPreloaded32) {
+#pragma unroll
+      for (int q = 0; q < kPairs; ++q) {
+        pairs32[q][0] *= 0.5f;
+        pairs32[q][1] *= 0.5f;
+      }
+    }
+  }
+
   /// fp32 bias of pair q, read from global memory.
   __device__ __forceinline__ void load32(int q, float& first, float& second) const {
     const int col = col0 + 8 * q;
@@ -563,18 +590,24 @@ struct TileBias {
     }
   }
 
-  /// The bias of pair q as fp32.
+  /// The bias of pair q as fp32, as fast_fused_epilogue takes it: halved, but for 3xTF32.
+  /// bf16 and preloaded TF32 biases must have been halved (halve()); fp16 and the TF32 biases
+  /// read here are halved here.
   __device__ __forceinline__ void get(int q, float& first, float& second) const {
     if constexpr (kOperand == kOperandBf16) {
       first = __uint_as_float(pairs[q] << 16);
       second = __uint_as_float(pairs[q] & 0xffff0000u);
     } else if constexpr (kOperand == kOperandFp16) {
       unpack_f16x2(pairs[q], first, second);
+      first *= 0.5f;
+      second *= 0.5f;
     } else if constexpr (kPreloaded32) {
       first = pairs32[q][0];
       second = pairs32[q][1];
     } else {
       load32(q, first, second);
+      first *= kReadScale;
+      second *= kReadScale;
     }
   }
 };
@@ -1204,6 +1237,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         else
           store_slice<kOperand, kConsumerN>(args, result, bias, slice_row0, col0, thread);
       };
+      bias.halve();
 #pragma unroll
       for (int j = 0; j < kSlices; ++j) {
         const int slice_row0 = row0 + j * 64;
