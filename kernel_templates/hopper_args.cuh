@@ -20,7 +20,8 @@ enum OperandKind : int {
 };
 
 /// Rows of the out box of the TMA-store epilogue (out_map below); its k extent is 128 bytes.
-constexpr int kStoreBoxRows = 64;
+/// 16: each warp of a consumer warpgroup stores its own 16 rows of a 64-row wgmma slice.
+constexpr int kStoreBoxRows = 16;
 
 /// Arguments of one launch of a wgmma-family kernel.
 ///

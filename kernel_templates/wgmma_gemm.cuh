@@ -753,18 +753,23 @@ __device__ __forceinline__ void store_slice(const HopperLinearArgs& args, const 
 }
 
 /// The TMA-store epilogue's staging: per consumer warpgroup, kStoreBuffers (a knob) buffers of
-/// one kStoreBoxRows x 128-byte box of out each (64 bf16 / fp16 or 32 fp32 columns), 128-byte
-/// swizzled as the out map says (hopper_args.cuh).
-constexpr int kStoreBoxBytes = kStoreBoxRows * 128;
+/// 64 rows (one wgmma slice) x 128 bytes of out each (64 bf16 / fp16 or 32 fp32 columns),
+/// 128-byte swizzled as the out map says (hopper_args.cuh). Warp w writes rows 16 w to 16 w + 15,
+/// 2 KB from 2 KB * w: one kStoreBoxRows-row box of the out map, on a 1024-byte swizzle atom.
+constexpr int kStoreBoxBytes = 64 * 128;
+static_assert(kStoreBoxRows == 16, "one out box per warp of a 64-row slice");
 
 /// The epilogue of one consumer's 64-row slice through shared memory and TMA stores
-/// (args.out_tma): for each box of the slice, the consumer's 128 threads write their fused
-/// outputs into a staging buffer, and one thread hands the box to TMA, which writes it to out
-/// (clipped at m and n) while the consumer goes on: to the next box, then to the next tile's
-/// products. Measured on the H100 (bench/RESULTS.md): this path took 1.5% off the bf16
-/// kernel against register stores, but made fp32 outputs (twice the boxes) slower.
-/// `boxes_issued` counts this consumer's boxes so far (the same in all its threads): a buffer
-/// is written again only once TMA has read the box issued from it kStoreBuffers boxes ago.
+/// (args.out_tma): for each 128-byte-wide box of the slice, each warp writes the fused outputs
+/// of its 16 rows into a staging buffer and its lane 0 hands them to TMA, which writes them to
+/// out (clipped at m and n) while the warp goes on: to the next box, then to the next tile's
+/// products. Warps sync only with themselves: with one TMA store per warpgroup, two barriers
+/// of all 128 threads per box cost bf16 0.3-0.4% (bench/RESULTS.md, session 16). Measured on
+/// the H100 (bench/RESULTS.md): this path took 1.5% off the bf16 kernel against register
+/// stores, but made fp32 outputs (twice the boxes) slower. `boxes_issued` counts this
+/// consumer's boxes so far (the same in all its threads): a warp writes a buffer again only
+/// once TMA has read its part of the box issued from it kStoreBuffers boxes ago (lane 0's bulk
+/// groups are the warp's).
 /// kWidth < kTileN: the slice's first kWidth columns only (a narrow tile of TileColumns). Its
 /// last box is moved left to end at column kWidth, so it overlaps the box before it (8 columns
 /// at kWidth 120), which both write with the same values: TMA stores whole boxes, and a box
@@ -772,7 +777,7 @@ constexpr int kStoreBoxBytes = kStoreBoxRows * 128;
 template <int kOperand, int kTileN, int kStoreBuffers, int kWidth = kTileN>
 __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, const float (&acc)[kTileN / 2],
                                                 const TileBias<kOperand, kTileN>& bias, int slice_row0, int tile_col0,
-                                                int thread, unsigned char* staging, int barrier_id, int& boxes_issued) {
+                                                int thread, unsigned char* staging, int& boxes_issued) {
   constexpr int kElementBytes = OperandTraits<kOperand>::kElementBytes;
   constexpr int kBoxCols = 128 / kElementBytes;
   constexpr int kGroupsPerBox = kBoxCols / 8;  // accumulator quads (8 columns each) per box
@@ -790,8 +795,8 @@ __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, co
     const int box_col0 = tile_col0 + first_quad * 8;
     if (box_col0 >= args.n) break;  // the same for the whole warpgroup
     const unsigned buffer_address = staging_address + (boxes_issued % kStoreBuffers) * kStoreBoxBytes;
-    if (boxes_issued >= kStoreBuffers && thread == 0) wait_bulk_group_reads<kStoreBuffers - 1>();
-    named_barrier_sync(barrier_id, kWarpgroupThreads);  // the buffer is free
+    if (boxes_issued >= kStoreBuffers && lane == 0) wait_bulk_group_reads<kStoreBuffers - 1>();
+    __syncwarp();  // the warp's part of the buffer is free
 #pragma unroll
     for (int q = 0; q < kGroupsPerBox; ++q) {
       const int i = 4 * (first_quad + q);
@@ -809,9 +814,10 @@ __device__ __forceinline__ void store_slice_tma(const HopperLinearArgs& args, co
       store_shared_pair<kOperand>(row_address + 8 * 128, out2, out3);
     }
     fence_async_shared();
-    named_barrier_sync(barrier_id, kWarpgroupThreads);  // the box is written
-    if (thread == 0) {
-      tma_store_2d(&args.out_map, buffer_address, box_col0, slice_row0);
+    __syncwarp();  // the warp's rows of the box are written
+    if (lane == 0) {
+      tma_store_2d(&args.out_map, buffer_address + warp * kStoreBoxRows * 128, box_col0,
+                   slice_row0 + kStoreBoxRows * warp);
       commit_bulk_group();
     }
     ++boxes_issued;
@@ -1055,7 +1061,7 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
     int turn = 0;         // pingpong: tiles seen by this block so far; tile `turn` belongs to consumer turn % 2
     int order_waits = 0;  // pingpong: phases of order[consumer] waited for
     unsigned char* consumer_staging = staging + consumer * kStagingBytesPerConsumer;
-    const int barrier_id = 1 + consumer;  // named barrier of this consumer warpgroup's epilogue
+    const int barrier_id = 1 + consumer;  // named barrier of this consumer warpgroup (stream-K's partial sums)
     int boxes_issued = 0;                 // TMA-store epilogue: boxes of out handed to TMA so far
     WorkSchedule<kPersistent, kRaster, kGroup> work(tiles_m, tiles_n, k_blocks, first_tile, tile_step);
     int tile_row, tile_col, kb_begin, kb_end;
@@ -1224,11 +1230,11 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
         if constexpr (kStoreBuffers > 0) {
           if (args.out_tma) {
             if (narrow)
-              store_slice_tma<kOperand, kConsumerN, kStoreBuffers, kNarrowN>(
-                  args, result, bias, slice_row0, col0, thread, consumer_staging, barrier_id, boxes_issued);
+              store_slice_tma<kOperand, kConsumerN, kStoreBuffers, kNarrowN>(args, result, bias, slice_row0, col0,
+                                                                             thread, consumer_staging, boxes_issued);
             else
               store_slice_tma<kOperand, kConsumerN, kStoreBuffers>(args, result, bias, slice_row0, col0, thread,
-                                                                   consumer_staging, barrier_id, boxes_issued);
+                                                                   consumer_staging, boxes_issued);
             return;
           }
         }
@@ -1249,8 +1255,8 @@ __device__ __forceinline__ void fused_linear(const HopperLinearArgs& args) {
       }
     }
     // The staging buffers must outlive TMA's reads of them, and out must be written before
-    // the kernel ends.
-    if (kStoreBuffers > 0 && args.out_tma && thread == 0) wait_bulk_groups();
+    // the kernel ends (each warp's stores are its lane 0's bulk groups).
+    if (kStoreBuffers > 0 && args.out_tma && thread % 32 == 0) wait_bulk_groups();
   }
   // No block may leave while a peer can still multicast into its shared memory or arrive on
   // its barriers.
