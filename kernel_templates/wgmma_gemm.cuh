@@ -469,9 +469,9 @@ __device__ __forceinline__ void wait_for_flag(const int* flag) {
 ///   h = z/2 = fma(acc, 1/2, bias/2) and z + s/2 = fma(h, 2, s/2). Halving and doubling are
 ///   exact (above 2^-125 in magnitude), so h = round(acc + bias) / 2 and the outputs are bit
 ///   for bit those of z = acc + bias, then z/2: one operation per element fewer (bf16 0.2%
-///   faster on the H100, bench/RESULTS.md session 16). The error, at most 2^-11 relative in tanh, is below the
-///   rounding of a 16-bit output, and TF32's operands (10-bit mantissas) dominate that
-///   policy's error. (tanh.approx.f16x2 does not halve the MUFU work: on sm_90 ptxas issues
+///   faster in the probe on the H100, bench/RESULTS.md session 16). The error, at most 2^-11
+///   relative in tanh, is below the rounding of a 16-bit output, and TF32's operands (10-bit
+///   mantissas) dominate that policy's error. (tanh.approx.f16x2 does not halve the MUFU work: on sm_90 ptxas issues
 ///   one MUFU.TANH.F16 per half, and the f16 conversions and clamps around it cost more
 ///   instructions than it saved; bench/RESULTS.md, session 9.)
 /// - 3xTF32 (policy highest, 2e-6): ex2.approx and rcp.approx, two MUFU operations per
@@ -764,7 +764,7 @@ static_assert(kStoreBoxRows == 16, "one out box per warp of a 64-row slice");
 /// of its 16 rows into a staging buffer and its lane 0 hands them to TMA, which writes them to
 /// out (clipped at m and n) while the warp goes on: to the next box, then to the next tile's
 /// products. Warps sync only with themselves: with one TMA store per warpgroup, two barriers
-/// of all 128 threads per box cost bf16 0.3-0.4% (bench/RESULTS.md, session 16). Measured on
+/// of all 128 threads per box cost bf16 0.3-0.4% in the probe (bench/RESULTS.md, session 16). Measured on
 /// the H100 (bench/RESULTS.md): this path took 1.5% off the bf16 kernel against register
 /// stores, but made fp32 outputs (twice the boxes) slower. `boxes_issued` counts this
 /// consumer's boxes so far (the same in all its threads): a warp writes a buffer again only
