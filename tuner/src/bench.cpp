@@ -1,6 +1,7 @@
 // The bench (see bench.h): resolution through the same ConfigResolver as the library, the same
 // compile path, the Verifier's inputs, references and baselines, and the Benchmarker's flushed
-// samples, interleaved so that clock drift hits winner and baselines alike.
+// samples, interleaved (in a shuffled order per round) so that clock drift hits winner and
+// baselines alike.
 #include "bench.h"
 
 #include <chrono>
@@ -104,16 +105,15 @@ BenchReport run_bench(const BenchOptions& options) {
     row.winner.name = row.resolution.config.name;
     row.winner.error = verdict.error;
 
-    // Interleaved rounds: every baseline, then the winner, each one flushed sample.
+    // Interleaved rounds of one flushed sample of every baseline and the winner.
     auto launch = [&](cudaStream_t s) { return kernel.launch(plan, s); };
     for (int warm = 0; warm < 3; ++warm) FUSETUNE_CUDA_CHECK(launch(stream.get()));
     const std::size_t baselines = verifier.baselines().size();
-    std::vector<std::vector<double>> samples(baselines + 1);
-    for (int round = 0; round < options.rounds; ++round) {
-      for (std::size_t b = 0; b < baselines; ++b)
-        samples[b].push_back(benchmarker.sample([&](cudaStream_t s) { return verifier.launch_baseline(b, s); }));
-      samples[baselines].push_back(benchmarker.sample(launch));
-    }
+    std::vector<LaunchFn> launches;
+    for (std::size_t b = 0; b < baselines; ++b)
+      launches.push_back([&verifier, b](cudaStream_t s) { return verifier.launch_baseline(b, s); });
+    launches.push_back(launch);
+    const std::vector<std::vector<double>> samples = benchmarker.interleaved(launches, options.rounds);
     row.winner.timing = Benchmarker::summarize(samples[baselines]);
     const ErrorStats baseline_error = verifier.baseline_error();
     for (std::size_t b = 0; b < baselines; ++b)

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <numeric>
+#include <random>
 
 namespace fusetune {
 
@@ -13,7 +15,7 @@ Benchmarker::Benchmarker(std::size_t l2_bytes, cudaStream_t stream)
       start_(make_event()),
       stop_(make_event()) {}
 
-double Benchmarker::sample(const std::function<cudaError_t(cudaStream_t)>& launch) {
+double Benchmarker::sample(const LaunchFn& launch) {
   FUSETUNE_CUDA_CHECK(cudaMemsetAsync(flush_.get(), static_cast<int>(++flush_value_ & 0xff), flush_.bytes(), stream_));
   FUSETUNE_CUDA_CHECK(cudaEventRecord(start_.get(), stream_));
   FUSETUNE_CUDA_CHECK(launch(stream_));
@@ -22,6 +24,25 @@ double Benchmarker::sample(const std::function<cudaError_t(cudaStream_t)>& launc
   float ms = 0;
   FUSETUNE_CUDA_CHECK(cudaEventElapsedTime(&ms, start_.get(), stop_.get()));
   return ms;
+}
+
+std::vector<std::vector<double>> Benchmarker::interleaved(const std::vector<LaunchFn>& launches, int rounds) {
+  // A fixed seed: the same order in every run, so that runs compare.
+  constexpr std::uint64_t kOrderSeed = 0x5eed;
+  std::vector<std::vector<double>> samples(launches.size());
+  for (const std::vector<int>& order : round_orders(static_cast<int>(launches.size()), rounds, kOrderSeed))
+    for (const int which : order) samples[which].push_back(sample(launches[which]));
+  return samples;
+}
+
+std::vector<std::vector<int>> Benchmarker::round_orders(int count, int rounds, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::vector<std::vector<int>> orders(std::max(rounds, 0), std::vector<int>(std::max(count, 0)));
+  for (std::vector<int>& order : orders) {
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), random);
+  }
+  return orders;
 }
 
 TimingStats Benchmarker::summarize(std::vector<double> samples_ms) {
@@ -36,7 +57,7 @@ TimingStats Benchmarker::summarize(std::vector<double> samples_ms) {
   return stats;
 }
 
-TimingStats Benchmarker::time(const std::function<cudaError_t(cudaStream_t)>& launch, const BenchmarkOptions& options) {
+TimingStats Benchmarker::time(const LaunchFn& launch, const BenchmarkOptions& options) {
   // Warm-up: module load, clocks ramping up, instruction cache.
   const auto warm_start = std::chrono::steady_clock::now();
   for (int run = 0;; ++run) {

@@ -4,7 +4,9 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "cuda_resources.h"
 #include "fusetune/trial.h"
@@ -19,6 +21,9 @@ struct BenchmarkOptions {
   double warmup_ms = 25.0;       ///< run at least this long (and at least twice) before sampling
 };
 
+/// Enqueues one kernel (or baseline) on the stream and returns its launch status.
+using LaunchFn = std::function<cudaError_t(cudaStream_t)>;
+
 class Benchmarker {
  public:
   /// `l2_bytes` sizes the flush buffer (twice the L2, so nothing of the inputs survives).
@@ -26,9 +31,17 @@ class Benchmarker {
 
   /// Times `launch` (which enqueues work on the stream and returns its launch status).
   /// Throws CudaError if a launch or a synchronization fails.
-  TimingStats time(const std::function<cudaError_t(cudaStream_t)>& launch, const BenchmarkOptions& options);
+  TimingStats time(const LaunchFn& launch, const BenchmarkOptions& options);
   /// One flushed sample, in milliseconds (the unit of interleaved re-measurement).
-  double sample(const std::function<cudaError_t(cudaStream_t)>& launch);
+  double sample(const LaunchFn& launch);
+  /// `rounds` flushed samples of each launch, interleaved: every round samples each launch
+  /// once, in the order round_orders gives. Result i holds launch i's samples.
+  std::vector<std::vector<double>> interleaved(const std::vector<LaunchFn>& launches, int rounds);
+
+  /// The order of each round of interleaved sampling: a permutation of [0, count) per round,
+  /// shuffled from `seed`. A fixed order would have each kernel always follow the same one,
+  /// and a kernel's clock depends on the power the GPU drew just before it.
+  static std::vector<std::vector<int>> round_orders(int count, int rounds, std::uint64_t seed);
 
   static TimingStats summarize(std::vector<double> samples_ms);
 

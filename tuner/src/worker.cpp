@@ -290,8 +290,9 @@ class WorkerSession {
     return answer;
   }
 
-  /// Re-measures finalists and every baseline of the policy interleaved, round after round, so
-  /// that clock or thermal drift hits all of them alike before a winner is declared.
+  /// Re-measures finalists and every baseline of the policy interleaved, round after round (in
+  /// a shuffled order per round), so that clock or thermal drift hits all of them alike before
+  /// a winner is declared.
   json finals(const json& request) {
     if (!verifier_) return {{"ok", false}, {"error", "finals before prepare"}};
     const int rounds = request.value("rounds", 30);
@@ -313,27 +314,24 @@ class WorkerSession {
     for (const auto& [kernel, spec] : kernels)
       entries.emplace_back(kernel, make_launch_plan(spec, shape_, operands, maps_));
     const std::size_t baselines = verifier_->baselines().size();
-    std::vector<std::vector<double>> samples(entries.size()), baseline_samples(baselines);
     for (auto& [kernel, plan] : entries)  // warm-up
       FUSETUNE_CUDA_CHECK(kernel->launch(plan, stream_.get()));
-    for (int round = 0; round < rounds; ++round) {
-      for (std::size_t b = 0; b < baselines; ++b)
-        baseline_samples[b].push_back(
-            benchmarker_->sample([&](cudaStream_t stream) { return verifier_->launch_baseline(b, stream); }));
-      for (size_t e = 0; e < entries.size(); ++e) {
-        auto& [kernel, plan] = entries[e];
-        samples[e].push_back(
-            benchmarker_->sample([&, kernel = kernel](cudaStream_t stream) { return kernel->launch(plan, stream); }));
-      }
-    }
+    // Launch i < baselines is baseline i, the rest are the finalists in order.
+    std::vector<LaunchFn> launches;
+    for (std::size_t b = 0; b < baselines; ++b)
+      launches.push_back([this, b](cudaStream_t stream) { return verifier_->launch_baseline(b, stream); });
+    for (auto& [kernel, plan] : entries)
+      launches.push_back([kernel = kernel, &plan = plan](cudaStream_t stream) { return kernel->launch(plan, stream); });
+    const std::vector<std::vector<double>> samples = benchmarker_->interleaved(launches, rounds);
     json timings = json::array();
-    for (auto& s : samples) timings.push_back(to_json(Benchmarker::summarize(s)));
+    for (std::size_t e = 0; e < entries.size(); ++e)
+      timings.push_back(to_json(Benchmarker::summarize(samples[baselines + e])));
     // The +epilogue baseline's output of its last sample is still in its buffer: its error.
     const json error = to_json(verifier_->baseline_error());
     json baseline_answers = json::array();
     for (std::size_t b = 0; b < baselines; ++b)
       baseline_answers.push_back({{"name", verifier_->baselines()[b]},
-                                  {"timing", to_json(Benchmarker::summarize(baseline_samples[b]))},
+                                  {"timing", to_json(Benchmarker::summarize(samples[b]))},
                                   {"error", error}});
     return {{"ok", true}, {"timings", timings}, {"baselines", baseline_answers}};
   }
