@@ -91,5 +91,29 @@ TEST(Tuner, TheFinalistsRankFirstWhateverTheSweepTimedTheOthers) {
   EXPECT_EQ(names(rank_finalists_first(stored, {})), names(stored)) << "no finals: the stored order";
 }
 
+StoredTrial finals_trial_of(const std::string& name, double median_ms) {
+  StoredTrial stored = trial_of(name, median_ms);
+  stored.result.timed_in_finals = true;
+  return stored;
+}
+
+// Session 17's bf16 re-run on the H100: five tr0 configs had sweep times (0.1708 ms) below the
+// winner's finals time (0.1722 ms); chosen by time alone they filled the finals without it.
+TEST(Tuner, ARerunsFinalsKeepTheStandingWinnerBesideTheSweepsFastest) {
+  const std::vector<StoredTrial> stored = {trial_of("swept_1", 0.1708),       trial_of("swept_2", 0.1708),
+                                           trial_of("broken", 0.1709),        trial_of("swept_3", 0.1709),
+                                           finals_trial_of("winner", 0.1722), finals_trial_of("second", 0.1723),
+                                           finals_trial_of("third", 0.1727),  trial_of("swept_4", 0.1730)};
+  const auto eligible = [](const TrialResult& r) { return r.config.name != "broken"; };
+  EXPECT_EQ(names(choose_finalists(stored, 2, eligible)),
+            (std::vector<std::string>{"swept_1", "swept_2", "winner", "second"}));
+  EXPECT_EQ(names(choose_finalists(stored, 5, eligible)),
+            (std::vector<std::string>{"swept_1", "swept_2", "swept_3", "winner", "second", "third", "swept_4"}));
+  // A first run has sweep times only.
+  const std::vector<StoredTrial> first_run = {trial_of("a", 1.0), trial_of("b", 2.0), trial_of("c", 3.0)};
+  EXPECT_EQ(names(choose_finalists(first_run, 2, eligible)), (std::vector<std::string>{"a", "b"}));
+  EXPECT_TRUE(choose_finalists(stored, 0, eligible).empty());
+}
+
 }  // namespace
 }  // namespace fusetune

@@ -148,6 +148,20 @@ std::vector<StoredTrial> rank_finalists_first(std::vector<StoredTrial> trials, c
   return trials;
 }
 
+std::vector<StoredTrial> choose_finalists(const std::vector<StoredTrial>& trials, int count,
+                                          const std::function<bool(const TrialResult&)>& eligible) {
+  std::vector<StoredTrial> chosen;
+  int from_sweep = 0, from_finals = 0;
+  for (const StoredTrial& stored : trials) {
+    if (!eligible(stored.result)) continue;
+    int& taken = stored.result.timed_in_finals ? from_finals : from_sweep;
+    if (taken >= count) continue;
+    ++taken;
+    chosen.push_back(stored);
+  }
+  return chosen;
+}
+
 TuneReport tune(const TuneOptions& options) {
   validate_dtype_policy(options.shape);
   const std::vector<SearchSpace> spaces = search_spaces_for(options.search_space, options.shape);
@@ -318,17 +332,14 @@ TuneReport tune(const TuneOptions& options) {
   const auto counts = [&](const TrialResult& r) { return !current.unused_reason(r); };
 
   // Finals: the fastest correct configs of the tuned families (this run's or earlier runs'
-  // that still count) re-measured interleaved with the baselines, then stored with their
-  // final timings.
+  // that still count; choose_finalists) re-measured interleaved with the baselines, then
+  // stored with their final timings.
   ensure_prepared();
-  std::vector<StoredTrial> finalists;
-  for (auto& stored : db->trials(report.device.key(), shape)) {
-    if (static_cast<int>(finalists.size()) >= options.finalists) break;
-    const auto& r = stored.result;
-    if (r.status == TrialStatus::kOk && space_of.count(r.config.family) && counts(r) && r.error &&
-        r.error->relative_l2 <= relative_error_bound(shape.policy))
-      finalists.push_back(stored);
-  }
+  const std::vector<StoredTrial> finalists =
+      choose_finalists(db->trials(report.device.key(), shape), options.finalists, [&](const TrialResult& r) {
+        return r.status == TrialStatus::kOk && space_of.count(r.config.family) && counts(r) && r.error &&
+               r.error->relative_l2 <= relative_error_bound(shape.policy);
+      });
   json kernels = json::array();
   for (const auto& finalist : finalists) {
     const SearchSpace& space = *space_of.at(finalist.result.config.family);

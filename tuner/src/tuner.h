@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -34,7 +35,7 @@ struct TuneOptions {
   std::string template_dir;             ///< extra .cuh templates (test families), "" = none
   int compile_threads = 0;              ///< 0 = one per core
   double trial_timeout_s = 60;          ///< a kernel still running after this is a timeout
-  int finalists = 5;                    ///< re-measured interleaved with the baseline
+  int finalists = 5;                    ///< per group of choose_finalists: re-measured interleaved with the baselines
   int final_rounds = 30;
   std::string worker_executable;  ///< the fusetune binary that serves `worker`
   std::string argv;               ///< recorded in the run row
@@ -86,6 +87,16 @@ std::optional<std::string> baseline_drift_note(const BaselineResult& previous, c
 /// have been higher or lower (a hot H100 under its power cap runs 5-20% slower, bench/RESULTS.md
 /// sessions 9-11), so only the finalists' times compare with each other.
 std::vector<StoredTrial> rank_finalists_first(std::vector<StoredTrial> trials, const std::set<std::string>& finalists);
+
+/// The finals' entrants among `trials` (fastest first, as TuningDb::trials returns them) that
+/// `eligible` admits: the `count` fastest timed only in a sweep, and the `count` fastest whose
+/// times come from an earlier run's finals (the standing winner among them), in `trials`'
+/// order. Sweep and finals times do not compare: chosen together by time, a re-run with every
+/// config measured took five configs whose sweep times were faster than the winner's finals
+/// time, left the winner out, and stored a slower one (H100: bf16 1.000x cuBLAS in
+/// `fusetune bench` before, 1.011x after; bench/RESULTS.md, session 17).
+std::vector<StoredTrial> choose_finalists(const std::vector<StoredTrial>& trials, int count,
+                                          const std::function<bool(const TrialResult&)>& eligible);
 
 /// Runs the tuning. Throws UsageError/DataError/CudaError on environment problems;
 /// failures of single configs are recorded as trial statuses.
