@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "fusetune/errors.h"
@@ -166,6 +167,16 @@ TEST(TunerGpu, Bf16FamiliesTuneTogetherAgainstTheirBaselines) {
   const auto best = db.best(report.device.key(), shape);
   ASSERT_TRUE(best.has_value());
   EXPECT_TRUE(best->result.timed_in_finals);
+
+  // A second run (four configs more) holds its finals between the fastest of its sweep and those
+  // of the first run's finals, the standing winner among them (choose_finalists).
+  const TuneReport rerun = tune(small_options(dir, shape, "", 4));
+  EXPECT_EQ(rerun.skipped, 10);
+  std::set<std::string> rerun_finalists;
+  for (int f = 0; f < rerun.finalists; ++f) rerun_finalists.insert(rerun.ranking[f].result.config.name);
+  EXPECT_EQ(rerun_finalists.count(report.best->result.config.name), 1u) << report.best->result.config.name;
+  EXPECT_GT(rerun.finalists, 2) << "the first run's two finalists and the sweep's fastest";
+  EXPECT_LE(rerun.finalists, 4);
 }
 
 TEST(TunerGpu, ThreeTf32TrialsReportTheirWeightPreparationApart) {
