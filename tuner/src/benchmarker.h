@@ -39,8 +39,9 @@ class Benchmarker {
   std::vector<std::vector<double>> interleaved(const std::vector<LaunchFn>& launches, int rounds);
 
   /// The order of each round of interleaved sampling: a permutation of [0, count) per round,
-  /// shuffled from `seed`. A fixed order would have each kernel always follow the same one,
-  /// and a kernel's clock depends on the power the GPU drew just before it.
+  /// shuffled from `seed`. A fixed order has each kernel always follow the same one, and a
+  /// kernel's time can depend on what ran just before it: on the H100, cuBLAS bf16 measured
+  /// about 0.3% faster when it always ran right after our kernel (bench/RESULTS.md, session 17).
   static std::vector<std::vector<int>> round_orders(int count, int rounds, std::uint64_t seed);
 
   static TimingStats summarize(std::vector<double> samples_ms);
